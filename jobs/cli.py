@@ -1,0 +1,144 @@
+"""The ``compound`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+# typer vendors click; its UsageError is the base of every command-line error
+from typer._click.exceptions import UsageError
+
+from jobs.discover import InputError, find_session_files
+from jobs.outputs import Outputs
+from jobs.pairs_job import PairRules, RunStats, run
+
+app = typer.Typer(
+    name="compound",
+    help="Turn archives of agent session transcripts into training pairs and analytics.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Keep subcommands named even while there is one."""
+
+
+@app.command()
+def pairs(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Session files or directories (searched recursively for *.jsonl).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
+    min_ratio: Annotated[
+        float, typer.Option("--min-ratio", min=0.0, help="Minimum response/prompt word ratio.")
+    ] = 1.5,
+    min_words: Annotated[int, typer.Option("--min-words", min=0, help="Minimum response word count.")] = 20,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the stats and three sample pairs; write nothing.")
+    ] = False,
+) -> None:
+    """Harvest terse prompt -> rich response pairs from session transcripts."""
+    try:
+        files = find_session_files(inputs)
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint="'INPUTS...'") from None
+    rules = PairRules(min_ratio=min_ratio, min_words=min_words)
+    err = Console(stderr=True)
+    total_bytes = sum(path.stat().st_size for path in files)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        file_task = progress.add_task("reading", total=len(files))
+        byte_task = progress.add_task("bytes", total=total_bytes, visible=False)
+
+        def advance(done_files: int, done_bytes: int) -> None:
+            progress.advance(file_task, done_files)
+            progress.advance(byte_task, done_bytes)
+
+        if dry_run:
+            stats, samples = run(files, rules, None, on_batch=advance, sample_size=3)
+        else:
+            with Outputs(out) as outputs:
+                stats, samples = run(files, rules, outputs, on_batch=advance)
+                outputs.commit(stats.as_dict())
+    if dry_run:
+        _print_dry_run(stats, samples)
+    else:
+        _print_summary(stats, out, total_bytes)
+
+
+def _print_dry_run(stats: RunStats, samples: list[dict[str, Any]]) -> None:
+    """The reference's dry-run output: the stats, then three sample pairs."""
+    print(json.dumps(stats.as_dict(), indent=2))
+    for pair in samples:
+        print(f"\n--- Source: {pair['source']} (ratio: {pair['ratio']}) ---")
+        print(f"TERSE: {pair['terse'][:100]}...")
+        print(f"RICH: {pair['rich'][:150]}...")
+
+
+def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
+    figures = stats.as_dict()
+    table = Table(title=f"compound pairs -> {out}", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, object]] = [
+        ("files scanned", figures["files_scanned"]),
+        ("bytes read", f"{total_bytes:,}"),
+        ("sessions", figures["sessions"]),
+        ("messages", figures["messages"]),
+        ("malformed lines (quarantine.jsonl)", figures["malformed_lines"]),
+        ("skipped messages", figures["skipped_messages"]),
+        ("raw pairs", figures["raw_pairs"]),
+        ("unique pairs (written)", figures["unique_pairs"]),
+        ("duplicates removed", figures["duplicates_removed"]),
+        ("avg prompt words", figures["avg_prompt_words"]),
+        ("avg response words", figures["avg_response_words"]),
+        ("avg ratio", figures["avg_ratio"]),
+    ]
+    rows += [(f"rejected: {reason}", count) for reason, count in figures["rejected"].items()]
+    for name, value in rows:
+        table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point: a bad argument is one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx else "compound"
+        print(f"{command}: error: {error.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("compound: aborted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Terse prompt -> rich response pairs from the canonical message table.
+
+The rules are those of the reference harvester. Each filter is a named boolean column;
+a candidate (an assistant message) is rejected under the first one it fails, in
+``FILTER_ORDER``, so the same definitions both filter and explain.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.text import py_round_ratio_2, py_strip, word_count
+
+#: Filter names in the reference's order. The last two need the candidates before them.
+CONTENT_FILTERS = (
+    "empty_response",
+    "short_response",
+    "no_prompt",
+    "tool_result_prompt",
+    "system_prompt_leak",
+    "low_ratio",
+    "code_only",
+    "tool_call_artifact",
+)
+FILTER_ORDER = (*CONTENT_FILTERS, "duplicate_in_session", "duplicate")
+
+PROMPT_ROLE = "user"
+RESPONSE_ROLE = "assistant"
+DEDUP_PREFIX_CHARS = 200
+
+
+def session_key() -> pl.Expr:
+    """One integer per session: its file's position and its line."""
+    return (pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("line")).alias("session_key")
+
+
+def attach_prompts(messages: pl.LazyFrame) -> pl.LazyFrame:
+    """Each assistant message with the text of the nearest preceding user message.
+
+    Messages must be in session order. The nearest user message is the prompt even when
+    its text is empty or null (then the candidate has no prompt). One forward fill over
+    the whole table replaces a window per session: a fill that crossed into another
+    session is discarded by comparing session keys.
+    """
+    last_user = (
+        pl.when(pl.col("role") == PROMPT_ROLE)
+        .then(pl.struct(pl.col("session_key").alias("prompt_session"), pl.col("text").alias("prompt")))
+        .forward_fill()
+    )
+    return (
+        messages.with_columns(session_key())
+        .with_columns(last_user.alias("_last_user"))
+        .filter(pl.col("role") == RESPONSE_ROLE)
+        .with_columns(
+            pl.when(pl.col("_last_user").struct.field("prompt_session") == pl.col("session_key"))
+            .then(pl.col("_last_user").struct.field("prompt"))
+            .alias("prompt"),
+        )
+        .drop("_last_user")
+        .rename({"text": "response"})
+    )
+
+
+def content_filters(min_ratio: float, min_words: int) -> dict[str, pl.Expr]:
+    """The reference's per-candidate filters, each true where a candidate fails it."""
+    prompt, response = pl.col("prompt"), pl.col("response")
+    prompt_words, response_words = pl.col("prompt_words"), pl.col("response_words")
+    response_head = response.str.slice(0, 100)
+    exprs = {
+        "empty_response": response.is_null() | (response == ""),
+        "short_response": response_words < min_words,
+        "no_prompt": prompt.is_null() | (prompt == ""),
+        "tool_result_prompt": prompt.str.starts_with("{")
+        & prompt.str.slice(0, 100).str.contains("output", literal=True),
+        "system_prompt_leak": prompt.str.starts_with("# SOUL.md") | prompt.str.starts_with("You are"),
+        # a prompt or response of no words has no ratio; the reference drops it here
+        "low_ratio": (prompt_words == 0)
+        | (response_words == 0)
+        | (response_words.cast(pl.Float64) / prompt_words.cast(pl.Float64) < min_ratio),
+        "code_only": (response.str.count_matches("```", literal=True) >= 4)
+        & (py_strip(response.str.replace_all("```", "", literal=True)).str.len_chars() < 50),
+        "tool_call_artifact": response_head.str.contains("tool_call", literal=True)
+        | response_head.str.contains("function_call", literal=True),
+    }
+    return {name: expr.fill_null(False).alias(name) for name, expr in exprs.items()}
+
+
+def first_reason(names: tuple[str, ...]) -> pl.Expr:
+    """The first of the named boolean columns that is true, as its name; null if none."""
+    return pl.coalesce([pl.when(pl.col(name)).then(pl.lit(name)) for name in names])
+
+
+def candidates(messages: pl.LazyFrame, *, min_ratio: float, min_words: int) -> pl.LazyFrame:
+    """Every assistant message with its prompt, metrics and filter columns.
+
+    ``reject_reason`` holds the first failing filter up to ``duplicate_in_session``;
+    the cross-file ``duplicate`` needs the run's earlier keys (``mark_duplicates``).
+    """
+    filters = content_filters(min_ratio, min_words)
+    passes_content = ~pl.any_horizontal(list(CONTENT_FILTERS))
+    # per session, on the raw texts (the reference's seen_hashes)
+    session_dedup_key = pl.concat_str(
+        pl.col("prompt"), pl.col("response").str.slice(0, DEDUP_PREFIX_CHARS)
+    ).hash()
+    return (
+        attach_prompts(messages)
+        .with_columns(
+            word_count(pl.col("prompt")).alias("prompt_words"),
+            word_count(pl.col("response")).alias("response_words"),
+        )
+        .with_columns(**filters)
+        .with_columns(
+            (
+                passes_content
+                & ~pl.struct(pl.col("session_key"), pl.when(passes_content).then(session_dedup_key))
+                .is_first_distinct()
+            ).alias("duplicate_in_session")
+        )
+        .with_columns(first_reason((*CONTENT_FILTERS, "duplicate_in_session")).alias("reject_reason"))
+    )
+
+
+def dedup_key(terse: pl.Expr, rich: pl.Expr) -> pl.Expr:
+    """The cross-file dedup key: the stripped prompt and the stripped response's head.
+
+    A 64-bit hash, fine inside one run; it is never written out.
+    """
+    return pl.concat_str(terse, rich.str.slice(0, DEDUP_PREFIX_CHARS)).hash()
+
+
+def mark_duplicates(candidates: pl.LazyFrame, seen_keys: pl.Series) -> pl.LazyFrame:
+    """Flag candidates whose pair was already kept earlier in this frame or in ``seen_keys``.
+
+    The first of equal pairs in input order survives, as in the reference. Adds ``terse``,
+    ``rich`` and ``dedup_key`` (null for rejected candidates).
+    """
+    passes = pl.col("reject_reason").is_null()
+    key = pl.when(passes).then(pl.col("dedup_key"))
+    return (
+        candidates.with_columns(
+            py_strip(pl.col("prompt")).alias("terse"),
+            py_strip(pl.col("response")).alias("rich"),
+        )
+        .with_columns(pl.when(passes).then(dedup_key(pl.col("terse"), pl.col("rich"))).alias("dedup_key"))
+        .with_columns(
+            (passes & (~key.is_first_distinct() | key.is_in(seen_keys.implode()))).alias("duplicate")
+        )
+        .with_columns(
+            pl.when(pl.col("duplicate"))
+            .then(pl.lit("duplicate"))
+            .otherwise(pl.col("reject_reason"))
+            .alias("reject_reason")
+        )
+    )
+
+
+def pair_metrics() -> list[pl.Expr]:
+    """Columns of a kept pair beyond its texts: the ratio rounded as the reference does."""
+    return [
+        py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")).alias("ratio"),
+    ]
