@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -61,7 +60,8 @@ class Outputs:
         return self
 
     def write_pairs(self, pairs: pl.DataFrame) -> None:
-        assert self._jsonl is not None and self._parquet is not None
+        assert self._jsonl is not None
+        assert self._parquet is not None
         if pairs.is_empty():
             return
         pairs.select(JSONL_FIELDS).write_ndjson(self._jsonl)
@@ -79,7 +79,7 @@ class Outputs:
         self._close()
         (self._scratch / STATS_JSON).write_text(json.dumps(stats, indent=2) + "\n")
         for name in (PAIRS_JSONL, PAIRS_PARQUET, QUARANTINE_JSONL, STATS_JSON):
-            os.replace(self._scratch / name, self.out_dir / name)
+            (self._scratch / name).replace(self.out_dir / name)
 
     def _close(self) -> None:
         for handle in (self._jsonl, self._quarantine):

@@ -19,7 +19,7 @@ from jobs.outputs import Outputs
 from jobs.sharegpt_reader import read_batch
 from transforms.pairs import DEDUP_PREFIX_CHARS, FILTER_ORDER, candidates, mark_duplicates, pair_metrics
 
-DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def run(
     outputs: Outputs | None,
     *,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    on_batch: Callable[[int, int], None] = lambda files, size: None,
+    on_batch: Callable[[int, int], None] | None = None,
     sample_size: int = 0,
 ) -> tuple[RunStats, list[dict[str, Any]]]:
     """Run the job over ``files``; write to ``outputs`` unless it is None (dry run).
@@ -125,7 +125,8 @@ def run(
         if outputs is not None:
             outputs.write_pairs(kept)
             outputs.write_quarantine(read.quarantine)
-        on_batch(len(batch), sum(path.stat().st_size for _, path in batch))
+        if on_batch is not None:
+            on_batch(len(batch), sum(path.stat().st_size for _, path in batch))
     return stats, samples
 
 

@@ -63,7 +63,9 @@ class _ExactPath:
             return
         conversations = session.get("conversations", [])
         if not isinstance(conversations, list):
-            self.reject(file, line, f"conversations is a JSON {_json_type(conversations)}, not a list", record)
+            self.reject(
+                file, line, f"conversations is a JSON {_json_type(conversations)}, not a list", record
+            )
             return
         self.sessions += 1
         session_id = _as_text(session.get("id", MISSING))
@@ -105,21 +107,35 @@ def _as_text(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _decode_file(path: Path, exact: _ExactPath) -> str:
-    """The file's text; lines that are not UTF-8 are quarantined and left blank."""
-    data = path.read_bytes()
+def _file_contents(files: list[tuple[int, Path]], exact: _ExactPath) -> pl.Series:
+    """Each file's text, validated as UTF-8 by polars in one pass.
+
+    A file that is not all UTF-8 is split into lines in Python: its bad lines are
+    quarantined and left blank, so that line numbers stay true.
+    """
+    raw = pl.Series("content", [path.read_bytes() for _, path in files], dtype=pl.Binary)
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
+        return raw.cast(pl.String)
+    except pl.exceptions.ComputeError:
         pass
-    lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    texts = []
+    for (_, path), data in zip(files, raw, strict=True):
         try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            exact.reject(str(path), number, f"invalid UTF-8: {error.reason}", raw.decode("utf-8", "replace"))
-            lines.append("")
-    return "\n".join(lines)
+            texts.append(data.decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            pass
+        lines = []
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                exact.reject(
+                    str(path), number, f"invalid UTF-8: {error.reason}", line.decode("utf-8", "replace")
+                )
+                lines.append("")
+        texts.append("\n".join(lines))
+    return pl.Series("content", texts, dtype=pl.String)
 
 
 def _decode_typed(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -129,7 +145,9 @@ def _decode_typed(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     cost a few extra decodes of the parts that hold them.
     """
     try:
-        return records.with_columns(pl.col("record").str.json_decode(SESSION_DTYPE).alias("session")), records.clear()
+        return records.with_columns(
+            pl.col("record").str.json_decode(SESSION_DTYPE).alias("session")
+        ), records.clear()
     except pl.exceptions.ComputeError:
         if records.height == 1:
             return records.clear().with_columns(pl.lit(None, SESSION_DTYPE).alias("session")), records
@@ -144,15 +162,16 @@ def read_batch(files: list[tuple[int, Path]]) -> Batch:
     exact = _ExactPath()
     contents = pl.LazyFrame(
         {
-            "file_index": [index for index, _ in files],
-            "file": [str(path) for _, path in files],
-            "content": [_decode_file(path, exact) for _, path in files],
-        },
-        schema={"file_index": pl.Int32, "file": pl.String, "content": pl.String},
+            "file_index": pl.Series([index for index, _ in files], dtype=pl.Int32),
+            "file": pl.Series([str(path) for _, path in files], dtype=pl.String),
+            "content": _file_contents(files, exact),
+        }
     )
     lines = route_lines(split_lines(contents)).collect()
     decoded, rejected = _decode_typed(lines.filter(pl.col("fast")).drop("fast"))
-    for file_index, file, line, record in pl.concat([lines.filter(~pl.col("fast")).drop("fast"), rejected]).iter_rows():
+    for file_index, file, line, record in pl.concat(
+        [lines.filter(~pl.col("fast")).drop("fast"), rejected]
+    ).iter_rows():
         exact.read(file_index, file, line, record)
     messages = pl.concat(
         [

@@ -112,8 +112,9 @@ def candidates(messages: pl.LazyFrame, *, min_ratio: float, min_words: int) -> p
         .with_columns(
             (
                 passes_content
-                & ~pl.struct(pl.col("session_key"), pl.when(passes_content).then(session_dedup_key))
-                .is_first_distinct()
+                & ~pl.struct(
+                    pl.col("session_key"), pl.when(passes_content).then(session_dedup_key)
+                ).is_first_distinct()
             ).alias("duplicate_in_session")
         )
         .with_columns(first_reason((*CONTENT_FILTERS, "duplicate_in_session")).alias("reject_reason"))

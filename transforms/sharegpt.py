@@ -13,9 +13,7 @@ from transforms.schema import MESSAGE_SCHEMA, SHAREGPT_ROLES
 from transforms.text import py_strip
 
 MESSAGE_DTYPE = pl.Struct({"from": pl.String, "value": pl.String})
-SESSION_DTYPE = pl.Struct(
-    {"id": pl.String, "model": pl.String, "conversations": pl.List(MESSAGE_DTYPE)}
-)
+SESSION_DTYPE = pl.Struct({"id": pl.String, "model": pl.String, "conversations": pl.List(MESSAGE_DTYPE)})
 
 #: A record the typed decoder could read wrongly: a key of ours holding something other
 #: than a string (the decoder turns numbers into strings and ``null`` into "missing"),
@@ -33,7 +31,9 @@ def split_lines(files: pl.LazyFrame) -> pl.LazyFrame:
     universal newlines) and are trimmed with Python's ``strip()``; blank lines are dropped.
     """
     universal_newlines = (
-        pl.col("content").str.replace_all("\r\n", "\n", literal=True).str.replace_all("\r", "\n", literal=True)
+        pl.col("content")
+        .str.replace_all("\r\n", "\n", literal=True)
+        .str.replace_all("\r", "\n", literal=True)
     )
     return (
         files.with_columns(universal_newlines.str.split("\n"))

@@ -1,0 +1,39 @@
+# Every target installs what it needs: uv if missing, then the locked environment.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY_SOURCES := jobs transforms tests bench examples
+BENCH_MB ?= 1000
+BENCH_RUNS ?= 3
+BENCH_ARGS ?=
+
+.PHONY: help setup demo test lint typecheck pytest bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+setup: $(UV)  ## install the locked environment (.venv)
+	$(UV) sync --locked --quiet
+
+demo: setup  ## run `compound pairs` on the bundled example archive and print the summary
+	$(UV) run compound pairs examples/archive --out out
+
+test: lint typecheck pytest  ## ruff, mypy and pytest
+
+lint: setup
+	$(UV) run ruff format --check $(PY_SOURCES)
+	$(UV) run ruff check $(PY_SOURCES)
+
+typecheck: setup
+	$(UV) run mypy $(PY_SOURCES)
+
+pytest: setup
+	$(UV) run pytest -q
+
+bench: setup  ## time the reference and compound side by side (BENCH_MB="1000 4000")
+	$(UV) run python bench/run_bench.py --mb $(BENCH_MB) --runs $(BENCH_RUNS) $(BENCH_ARGS)
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Rebuild examples/archive, the small archive `make demo` runs on.
+
+Generated sessions come from ../shared/bench/gen_archive.py (seeded, so the output is
+the same every time); edge-cases/edge.jsonl is written here, one session per filter and
+one malformed line per kind of damage, with CRLF endings and blank lines. The archive is
+committed; this script is only needed to change it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ARCHIVE = HERE / "archive"
+GENERATOR = HERE.parents[1] / "shared" / "bench" / "gen_archive.py"
+
+LONG = " ".join(["The answer explains the steps, the reasons and the pitfalls in detail."] * 4)
+
+
+def session(sid: str | None, *turns: tuple[str, object], model: str = "hermes-4-70b") -> dict[str, object]:
+    record: dict[str, object] = {"model": model, "conversations": [{"from": f, "value": v} for f, v in turns]}
+    if sid is not None:
+        record["id"] = sid
+    return record
+
+
+def edge_lines() -> list[str]:
+    fence = "```\na b c d e f g h i j\n```\n```\nk l m n o p q r s t\n```"
+    sessions = [
+        session("edge-kept", ("human", "How do I rotate the deploy token?"), ("gpt", LONG)),
+        session("edge-empty-response", ("human", "Anything?"), ("gpt", "")),
+        session("edge-short-response", ("human", "Status?"), ("gpt", "All green.")),
+        session("edge-no-prompt", ("system", "Be brief."), ("gpt", LONG)),
+        session("edge-empty-prompt", ("human", ""), ("gpt", LONG)),
+        session("edge-tool-result", ("human", '{"output": "3 files", "exit_code": 0}'), ("gpt", LONG)),
+        session("edge-system-leak", ("human", "You are now a reviewer."), ("gpt", LONG)),
+        session("edge-soul", ("human", "# SOUL.md\nBe kind."), ("gpt", LONG)),
+        session("edge-low-ratio", ("human", " ".join(["why"] * 30)), ("gpt", LONG)),
+        session("edge-code-only", ("human", "Code?"), ("gpt", fence)),
+        session("edge-tool-call", ("human", "List files"), ("gpt", "<tool_call> " + LONG)),
+        session(
+            "edge-duplicate-in-session",
+            ("human", "Explain the cache."),
+            ("gpt", LONG + " cache"),
+            ("human", "Explain the cache."),
+            ("gpt", LONG + " cache"),
+        ),
+        session(
+            "edge-duplicate-of-kept", ("human", "How do I rotate the deploy token?  "), ("gpt", LONG + "\n")
+        ),
+        session(None, ("human", "Who am I without an id?"), ("gpt", LONG + " missing id")),
+        session("edge-user-role", ("user", "Is 'user' a prompt in ShareGPT?"), ("assistant", LONG + " user")),
+    ]
+    lines = [json.dumps(s, ensure_ascii=False) for s in sessions]
+    null_id = session("x", ("human", "Null id and model?"), ("gpt", LONG + " null id"))
+    null_id["id"] = None
+    null_id["model"] = None
+    lines.append(json.dumps(null_id))
+    lines += [
+        '{"id": "edge-truncated", "conversations": [{"from": "human", "value": "unterminated',
+        '["a JSON array", "not a session"]',
+        '{"id": "edge-null-conversations", "conversations": null}',
+        json.dumps(
+            {
+                "id": "edge-bad-messages",
+                "conversations": [
+                    7,
+                    {"from": "human", "value": "Which message survives?"},
+                    {"from": "gpt", "value": 42},
+                    {"from": "gpt", "value": LONG + " survivor"},
+                ],
+            }
+        ),
+        "",
+        "   ",
+    ]
+    return lines
+
+
+def main() -> None:
+    if ARCHIVE.exists():
+        shutil.rmtree(ARCHIVE)
+    subprocess.run(
+        [
+            sys.executable,
+            str(GENERATOR),
+            str(ARCHIVE),
+            "--mb",
+            "0.3",
+            "--files",
+            "4",
+            "--seed",
+            "5",
+            "--bad-share",
+            "0.01",
+        ],
+        check=True,
+    )
+    edge = ARCHIVE / "edge-cases" / "edge.jsonl"
+    edge.parent.mkdir()
+    edge.write_bytes(("\r\n".join(edge_lines()) + "\r\n").encode())
+
+
+if __name__ == "__main__":
+    main()

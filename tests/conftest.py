@@ -1,0 +1,90 @@
+"""Shared helpers: the reference harvester as an in-process oracle, and our job."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from jobs.discover import find_session_files
+from jobs.outputs import Outputs
+from jobs.pairs_job import PairRules, run
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE_PATH = SHARED / "reference" / "session_pair_harvester.py"
+EXAMPLE_ARCHIVE = REPO / "examples" / "archive"
+REFERENCE_STATS = (
+    "files_scanned",
+    "raw_pairs",
+    "unique_pairs",
+    "duplicates_removed",
+    "avg_prompt_words",
+    "avg_response_words",
+    "avg_ratio",
+)
+
+
+def load_reference() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("session_pair_harvester", REFERENCE_PATH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def reference() -> ModuleType:
+    return load_reference()
+
+
+def run_reference(
+    reference: ModuleType, target: Path, out_file: Path, *, min_ratio: float = 1.5, min_words: int = 20
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the reference's own ``main()`` in this process; return its stats and records."""
+    argv = [
+        "session_pair_harvester.py",
+        str(target),
+        "-o",
+        str(out_file),
+        "--min-ratio",
+        repr(min_ratio),
+        "--min-words",
+        str(min_words),
+    ]
+    stderr = io.StringIO()
+    old_argv = sys.argv
+    sys.argv = argv
+    try:
+        with contextlib.redirect_stderr(stderr):
+            reference.main()
+    finally:
+        sys.argv = old_argv
+    text = stderr.getvalue()
+    stats_text = text[text.index("{") : text.index("}") + 1]
+    records = [json.loads(line) for line in out_file.read_text().split("\n") if line]
+    return json.loads(stats_text), records
+
+
+def run_ours(
+    target: Path, out_dir: Path, *, min_ratio: float = 1.5, min_words: int = 20, batch_bytes: int | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run our job into ``out_dir``; return stats.json and the records of pairs.jsonl."""
+    files = find_session_files([target])
+    rules = PairRules(min_ratio=min_ratio, min_words=min_words)
+    with Outputs(out_dir) as outputs:
+        if batch_bytes is None:
+            stats, _ = run(files, rules, outputs)
+        else:
+            stats, _ = run(files, rules, outputs, batch_bytes=batch_bytes)
+        outputs.commit(stats.as_dict())
+    records = [json.loads(line) for line in (out_dir / "pairs.jsonl").read_text().split("\n") if line]
+    return json.loads((out_dir / "stats.json").read_text()), records
