@@ -130,14 +130,16 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
 def main() -> None:
     """Entry point: a bad argument is one line on stderr and exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        exit_code = app(standalone_mode=False)  # an int only when the run was cut short
     except UsageError as error:
         command = error.ctx.command_path if error.ctx else "compound"
         print(f"{command}: error: {error.format_message()}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
-        print("compound: aborted", file=sys.stderr)
-        sys.exit(130)
+        exit_code = 130
+    if isinstance(exit_code, int) and exit_code:
+        print("compound: interrupted; previous outputs left as they were", file=sys.stderr)
+        sys.exit(exit_code)
 
 
 if __name__ == "__main__":

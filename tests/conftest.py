@@ -75,7 +75,12 @@ def run_reference(
 
 
 def run_ours(
-    target: Path, out_dir: Path, *, min_ratio: float = 1.5, min_words: int = 20, batch_bytes: int | None = None
+    target: Path,
+    out_dir: Path,
+    *,
+    min_ratio: float = 1.5,
+    min_words: int = 20,
+    batch_bytes: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run our job into ``out_dir``; return stats.json and the records of pairs.jsonl."""
     files = find_session_files([target])

@@ -34,9 +34,13 @@ def texts(draw: st.DrawFn) -> str:
     separator = draw(st.sampled_from([" ", "  ", "\n", " \x1c ", "\u2028"]))
     text = separator.join(words)
     if draw(st.booleans()):
-        text = draw(st.sampled_from(["", " ", "\t\n", "\x1e"])) + text + draw(st.sampled_from(["", " \n", "\x85"]))
+        text = (
+            draw(st.sampled_from(["", " ", "\t\n", "\x1e"]))
+            + text
+            + draw(st.sampled_from(["", " \n", "\x85"]))
+        )
     if draw(st.integers(0, 9)) == 0:
-        text += draw(st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=20))
+        text += draw(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20))
     return text
 
 
@@ -66,7 +70,8 @@ def sessions(draw: st.DrawFn) -> dict[str, Any]:
             session[key] = draw(st.sampled_from(["s1", "s2", "ünïcode", "", "model-x"]))
     if draw(st.integers(0, 19)):
         conversation = draw(st.lists(messages(), max_size=10))
-        if conversation and draw(st.booleans()):  # the same exchange twice in one session
+        repeat_last_exchange = draw(st.booleans())
+        if conversation and repeat_last_exchange:  # the same exchange twice in one session
             conversation = conversation + conversation[-2:]
         session["conversations"] = conversation
     return session
@@ -103,12 +108,20 @@ def write_archive(root: Path, files: dict[str, str]) -> None:
 
 
 def assert_parity(
-    reference: ModuleType, target: Path, work: Path, *, min_ratio: float, min_words: int, batch_bytes: int | None = None
+    reference: ModuleType,
+    target: Path,
+    work: Path,
+    *,
+    min_ratio: float,
+    min_words: int,
+    batch_bytes: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ref_stats, ref_records = run_reference(
         reference, target, work / "ref.jsonl", min_ratio=min_ratio, min_words=min_words
     )
-    stats, records = run_ours(target, work / "out", min_ratio=min_ratio, min_words=min_words, batch_bytes=batch_bytes)
+    stats, records = run_ours(
+        target, work / "out", min_ratio=min_ratio, min_words=min_words, batch_bytes=batch_bytes
+    )
     assert records == ref_records
     assert {key: stats[key] for key in REFERENCE_STATS} == ref_stats
     return stats, records
@@ -140,7 +153,9 @@ def test_generated_archives_match_reference(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(session=sessions(), min_words=st.integers(0, 3))
-def test_single_file_matches_reference(reference: ModuleType, session: dict[str, Any], min_words: int) -> None:
+def test_single_file_matches_reference(
+    reference: ModuleType, session: dict[str, Any], min_words: int
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "one.jsonl"
         path.write_text(json.dumps(session) + "\n" + json.dumps(session) + "\n")
@@ -155,8 +170,10 @@ def test_example_archive_matches_reference(reference: ModuleType, tmp_path: Path
         target = copy / path.relative_to(EXAMPLE_ARCHIVE)
         target.parent.mkdir(parents=True, exist_ok=True)
         lines = path.read_bytes().split(b"\n")
-        target.write_bytes(b"\n".join(line for line in lines if not any(c.encode() in line for c in crashing)))
-    stats, records = assert_parity(reference, copy, tmp_path, min_ratio=1.5, min_words=20)
+        target.write_bytes(
+            b"\n".join(line for line in lines if not any(c.encode() in line for c in crashing))
+        )
+    stats, _ = assert_parity(reference, copy, tmp_path, min_ratio=1.5, min_words=20)
     assert stats["unique_pairs"] > 100
 
 
@@ -169,5 +186,5 @@ def test_real_sharegpt_sessions_match_reference(
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "fastchat.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sessions))
-    stats, records = assert_parity(reference, archive, tmp_path, min_ratio=min_ratio, min_words=min_words)
+    _, records = assert_parity(reference, archive, tmp_path, min_ratio=min_ratio, min_words=min_words)
     assert records

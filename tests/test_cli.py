@@ -1,0 +1,140 @@
+"""The command line as a user meets it: outputs, bad input, bad arguments, atomic commit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.cli import main
+from jobs.outputs import Outputs
+from tests.conftest import EXAMPLE_ARCHIVE
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def compound(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["compound", *args])
+    try:
+        main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(tmp_path)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "pairs.jsonl",
+        "pairs.parquet",
+        "quarantine.jsonl",
+        "stats.json",
+    ]
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats == json.loads((GOLDEN / "example_stats.json").read_text())
+    assert all(count > 0 for count in stats["rejected"].values()), "every filter rejects something"
+
+    records = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().split("\n") if line]
+    assert all(list(record) == ["terse", "rich", "source", "model"] for record in records)
+    assert len(records) == stats["unique_pairs"]
+
+    parquet = pl.read_parquet(tmp_path / "pairs.parquet")
+    assert parquet.columns == [
+        "pair_id", "terse", "rich", "source", "model", "prompt_words", "response_words", "ratio",
+        "file", "line", "turn",
+    ]  # fmt: skip
+    assert parquet.select("terse", "rich", "source", "model").to_dicts() == records
+    assert parquet["pair_id"].is_unique().all()
+    assert pq.ParquetFile(tmp_path / "pairs.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+    golden_pairs = pl.read_ndjson(GOLDEN / "example_pairs_head.jsonl")
+    assert (
+        parquet.head(golden_pairs.height).select(golden_pairs.columns).to_dicts() == golden_pairs.to_dicts()
+    )
+
+
+def test_bad_lines_are_quarantined_and_good_pairs_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE / "edge-cases"), "--out", str(tmp_path)) == 0
+    quarantine = pl.read_ndjson(tmp_path / "quarantine.jsonl")
+    edge = str(EXAMPLE_ARCHIVE / "edge-cases" / "edge.jsonl")
+    assert quarantine.select("file", "line").rows() == [(edge, 17), (edge, 18), (edge, 19)]
+    assert quarantine["error"].to_list() == [
+        "invalid JSON: Unterminated string starting at: line 1 column 71 (char 70)",
+        "a JSON array, not a session object",
+        "conversations is a JSON null, not a list",
+    ]
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["malformed_lines"] == 3
+    assert stats["skipped_messages"] == 2  # the message 7 and the value 42
+    pairs = pl.read_parquet(tmp_path / "pairs.parquet")
+    # the session with bad messages still gives its good pair
+    survivor = pairs.filter(pl.col("source") == "edge-bad-messages")
+    assert survivor.select("terse", "line", "turn").rows() == [("Which message survives?", 20, 3)]
+    # null id and model stay null; a missing id is "unknown", as in the reference
+    assert pairs.filter(pl.col("terse") == "Null id and model?").select("source", "model").rows() == [
+        (None, None)
+    ]
+    assert pairs.filter(pl.col("terse") == "Who am I without an id?")["source"].to_list() == ["unknown"]
+
+
+def test_dry_run_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(out), "--dry-run") == 0
+    assert not out.exists()
+    printed = capsys.readouterr().out
+    assert printed.count("--- Source: ") == 3
+    assert json.loads(printed[: printed.index("\n}") + 2])["unique_pairs"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pairs", "no/such/path"], "no such file or directory: no/such/path"),
+        (["pairs", "{empty}"], "no session files"),
+        (["pairs", "{archive}", "--min-ratio", "-1"], "--min-ratio"),
+        (["pairs", "{archive}", "--min-words", "abc"], "--min-words"),
+        (["pairs"], "Missing argument"),
+        (["pears"], "pears"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "empty").mkdir()
+    args = [a.format(empty=tmp_path / "empty", archive=EXAMPLE_ARCHIVE) for a in args]
+    assert compound(monkeypatch, *args, "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_dies_leaves_the_previous_outputs_whole(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(EXAMPLE_ARCHIVE, archive)
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(archive), "--out", str(out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def dies_after_writing_pairs(self: Outputs, rows: pl.DataFrame) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    # the first batch's pairs are already in the scratch files when the run dies
+    monkeypatch.setattr(Outputs, "write_quarantine", dies_after_writing_pairs)
+    assert compound(monkeypatch, "pairs", str(archive), "--out", str(out)) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no scratch left behind either
