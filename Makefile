@@ -1,6 +1,9 @@
 # Every target installs what it needs: uv if missing, then the locked environment.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
 PY_SOURCES := jobs transforms tests bench examples
 BENCH_MB ?= 1000
 BENCH_RUNS ?= 3
@@ -11,10 +14,8 @@ BENCH_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-setup: $(UV)  ## install the locked environment (.venv)
+setup:  ## install uv if missing, then the locked environment (.venv)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --locked --quiet
 
 demo: setup  ## run `compound pairs` on the bundled example archive and print the summary
