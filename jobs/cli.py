@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
+    DownloadColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -64,22 +64,23 @@ def pairs(
     err = Console(stderr=True)
     total_bytes = sum(path.stat().st_size for path in files)
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("reading"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
+        TextColumn("{task.fields[files_done]:,}/{task.fields[files_total]:,} files"),
+        DownloadColumn(),
         TransferSpeedColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,
     ) as progress:
-        file_task = progress.add_task("reading", total=len(files))
-        byte_task = progress.add_task("bytes", total=total_bytes, visible=False)
+        task = progress.add_task("reading", total=total_bytes, files_done=0, files_total=len(files))
+        files_done = 0
 
-        def advance(done_files: int, done_bytes: int) -> None:
-            progress.advance(file_task, done_files)
-            progress.advance(byte_task, done_bytes)
+        def advance(batch_files: int, batch_bytes: int) -> None:
+            nonlocal files_done
+            files_done += batch_files
+            progress.update(task, advance=batch_bytes, files_done=files_done)
 
         if dry_run:
             stats, samples = run(files, rules, None, on_batch=advance, sample_size=3)
