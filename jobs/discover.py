@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 SESSION_GLOB = "*.jsonl"
@@ -31,22 +33,55 @@ def find_session_files(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def batches(files: list[Path], max_bytes: int) -> list[list[tuple[int, Path]]]:
-    """Consecutive files grouped so that each group holds about ``max_bytes`` at most.
+@dataclass(frozen=True)
+class Piece:
+    """Whole lines of one file: a file, or a part of a large one cut after a ``\\n``."""
 
-    A file larger than the limit is a batch of its own. Each file keeps its index in the
-    run's order.
+    file_index: int  # position of the file in the run's order
+    path: Path
+    first_line: int  # 1-based line number of the first line in ``data``
+    data: bytes
+    ends_file: bool
+
+
+def _line_breaks(data: bytes) -> int:
+    """Lines ended in ``data`` under universal newlines (``\\n``, ``\\r\\n``, a lone ``\\r``)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def read_pieces(files: list[Path], max_bytes: int) -> Iterator[Piece]:
+    """Each file in pieces of about ``max_bytes``, cut at line ends, read lazily.
+
+    A line longer than ``max_bytes`` makes its piece longer; no line is ever cut.
     """
-    groups: list[list[tuple[int, Path]]] = []
-    current: list[tuple[int, Path]] = []
+    for file_index, path in enumerate(files):
+        first_line = 1
+        carry = b""
+        with path.open("rb") as handle:
+            while True:
+                chunk = handle.read(max_bytes)
+                data = carry + chunk
+                if not chunk:
+                    yield Piece(file_index, path, first_line, data, ends_file=True)
+                    break
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # no line end yet: read on
+                    carry = data
+                    continue
+                piece, carry = data[:cut], data[cut:]
+                yield Piece(file_index, path, first_line, piece, ends_file=False)
+                first_line += _line_breaks(piece)
+
+
+def batches(files: list[Path], max_bytes: int) -> Iterator[list[Piece]]:
+    """Consecutive pieces of the files, grouped into batches of about ``max_bytes``."""
+    batch: list[Piece] = []
     size = 0
-    for index, path in enumerate(files):
-        file_size = path.stat().st_size
-        if current and size + file_size > max_bytes:
-            groups.append(current)
-            current, size = [], 0
-        current.append((index, path))
-        size += file_size
-    if current:
-        groups.append(current)
-    return groups
+    for piece in read_pieces(files, max_bytes):
+        if batch and size + len(piece.data) > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(piece)
+        size += len(piece.data)
+    if batch:
+        yield batch

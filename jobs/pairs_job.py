@@ -126,7 +126,7 @@ def run(
             outputs.write_pairs(kept)
             outputs.write_quarantine(read.quarantine)
         if on_batch is not None:
-            on_batch(len(batch), sum(path.stat().st_size for _, path in batch))
+            on_batch(sum(piece.ends_file for piece in batch), sum(len(piece.data) for piece in batch))
     return stats, samples
 
 

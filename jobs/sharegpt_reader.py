@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from jobs.discover import Piece
 from transforms.schema import MESSAGE_SCHEMA, SHAREGPT_ROLES
 from transforms.sharegpt import (
     MISSING,
@@ -107,31 +107,32 @@ def _as_text(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _file_contents(files: list[tuple[int, Path]], exact: _ExactPath) -> pl.Series:
-    """Each file's text, validated as UTF-8 by polars in one pass.
+def _piece_texts(pieces: list[Piece], exact: _ExactPath) -> pl.Series:
+    """Each piece's text, validated as UTF-8 by polars in one pass.
 
-    A file that is not all UTF-8 is split into lines in Python: its bad lines are
+    A piece that is not all UTF-8 is split into lines in Python: its bad lines are
     quarantined and left blank, so that line numbers stay true.
     """
-    raw = pl.Series("content", [path.read_bytes() for _, path in files], dtype=pl.Binary)
+    raw = pl.Series("content", [piece.data for piece in pieces], dtype=pl.Binary)
     try:
         return raw.cast(pl.String)
     except pl.exceptions.ComputeError:
         pass
     texts = []
-    for (_, path), data in zip(files, raw, strict=True):
+    for piece in pieces:
         try:
-            texts.append(data.decode("utf-8"))
+            texts.append(piece.data.decode("utf-8"))
             continue
         except UnicodeDecodeError:
             pass
         lines = []
-        for number, line in enumerate(data.split(b"\n"), start=1):
+        universal = piece.data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        for number, line in enumerate(universal.split(b"\n"), start=piece.first_line):
             try:
                 lines.append(line.decode("utf-8"))
             except UnicodeDecodeError as error:
                 exact.reject(
-                    str(path), number, f"invalid UTF-8: {error.reason}", line.decode("utf-8", "replace")
+                    str(piece.path), number, f"invalid UTF-8: {error.reason}", line.decode("utf-8", "replace")
                 )
                 lines.append("")
         texts.append("\n".join(lines))
@@ -157,14 +158,15 @@ def _decode_typed(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.concat([good_head, good_tail]), pl.concat([bad_head, bad_tail])
 
 
-def read_batch(files: list[tuple[int, Path]]) -> Batch:
-    """Read the given ``(file_index, path)`` files into one message table."""
+def read_batch(pieces: list[Piece]) -> Batch:
+    """Read the given pieces of session files into one message table."""
     exact = _ExactPath()
     contents = pl.LazyFrame(
         {
-            "file_index": pl.Series([index for index, _ in files], dtype=pl.Int32),
-            "file": pl.Series([str(path) for _, path in files], dtype=pl.String),
-            "content": _file_contents(files, exact),
+            "file_index": pl.Series([piece.file_index for piece in pieces], dtype=pl.Int32),
+            "file": pl.Series([str(piece.path) for piece in pieces], dtype=pl.String),
+            "first_line": pl.Series([piece.first_line for piece in pieces], dtype=pl.Int64),
+            "content": _piece_texts(pieces, exact),
         }
     )
     lines = route_lines(split_lines(contents)).collect()

@@ -10,10 +10,11 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from polars.testing import assert_frame_equal
 
 from jobs.cli import main
 from jobs.outputs import Outputs
-from tests.conftest import EXAMPLE_ARCHIVE
+from tests.conftest import EXAMPLE_ARCHIVE, run_ours
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -138,3 +139,13 @@ def test_a_run_that_dies_leaves_the_previous_outputs_whole(
     monkeypatch.setattr(Outputs, "write_quarantine", dies_after_writing_pairs)
     assert compound(monkeypatch, "pairs", str(archive), "--out", str(out)) == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no scratch left behind either
+
+
+def test_small_batches_cut_files_into_pieces_without_changing_anything(tmp_path: Path) -> None:
+    """Files are read in pieces of whole lines; line numbers and outputs stay the same."""
+    whole, pieces = tmp_path / "whole", tmp_path / "pieces"
+    run_ours(EXAMPLE_ARCHIVE, whole)
+    run_ours(EXAMPLE_ARCHIVE, pieces, batch_bytes=4096)
+    for name in ("pairs.jsonl", "quarantine.jsonl", "stats.json"):
+        assert (pieces / name).read_bytes() == (whole / name).read_bytes(), name
+    assert_frame_equal(pl.read_parquet(pieces / "pairs.parquet"), pl.read_parquet(whole / "pairs.parquet"))

@@ -25,7 +25,10 @@ MISSING = "unknown"
 
 
 def split_lines(files: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per physical line (``file_index``, ``file``, ``line``, ``record``).
+    """One row per line (``file_index``, ``file``, ``line``, ``record``) of each ``content``.
+
+    ``first_line`` is the line number of the content's first line (contents may be
+    consecutive pieces of one file).
 
     Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (the reference reads files with
     universal newlines) and are trimmed with Python's ``strip()``; blank lines are dropped.
@@ -37,7 +40,11 @@ def split_lines(files: pl.LazyFrame) -> pl.LazyFrame:
     )
     return (
         files.with_columns(universal_newlines.str.split("\n"))
-        .with_columns(pl.int_ranges(1, pl.col("content").list.len() + 1, dtype=pl.Int64).alias("line"))
+        .with_columns(
+            pl.int_ranges(
+                pl.col("first_line"), pl.col("first_line") + pl.col("content").list.len(), dtype=pl.Int64
+            ).alias("line")
+        )
         .explode("content", "line")
         .with_columns(py_strip(pl.col("content")).alias("record"))
         .filter(pl.col("record") != "")
