@@ -55,20 +55,23 @@ def read_pieces(files: list[Path], max_bytes: int) -> Iterator[Piece]:
     A line longer than ``max_bytes`` makes its piece longer; no line is ever cut.
     """
     for file_index, path in enumerate(files):
+        if path.stat().st_size <= max_bytes:
+            yield Piece(file_index, path, 1, path.read_bytes(), ends_file=True)
+            continue
         first_line = 1
         carry = b""
         with path.open("rb") as handle:
             while True:
                 chunk = handle.read(max_bytes)
-                data = carry + chunk
                 if not chunk:
-                    yield Piece(file_index, path, first_line, data, ends_file=True)
+                    yield Piece(file_index, path, first_line, carry, ends_file=True)
                     break
+                data = carry + chunk if carry else chunk  # no copy for a file read in one go
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:  # no line end yet: read on
                     carry = data
                     continue
-                piece, carry = data[:cut], data[cut:]
+                piece, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
                 yield Piece(file_index, path, first_line, piece, ends_file=False)
                 first_line += _line_breaks(piece)
 
