@@ -19,7 +19,7 @@ from jobs.outputs import Outputs
 from jobs.sharegpt_reader import read_batch
 from transforms.pairs import DEDUP_PREFIX_CHARS, FILTER_ORDER, candidates, mark_duplicates, pair_metrics
 
-DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 24 * 1024 * 1024
 
 
 @dataclass(frozen=True)
