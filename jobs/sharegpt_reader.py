@@ -49,22 +49,34 @@ class _ExactPath:
     sessions: int = 0
     skipped_messages: int = 0
 
-    def reject(self, file: str, line: int, error: str, raw: str) -> None:
-        self.quarantine.append({"file": file, "line": line, "error": error, "raw": raw[:RAW_TEXT_LIMIT]})
+    def reject(self, file_index: int, file: str, line: int, error: str, raw: str) -> None:
+        self.quarantine.append(
+            {
+                "file_index": file_index,
+                "file": file,
+                "line": line,
+                "error": error,
+                "raw": raw[:RAW_TEXT_LIMIT],
+            }
+        )
 
     def read(self, file_index: int, file: str, line: int, record: str) -> None:
         try:
             session = json.loads(record)
         except (json.JSONDecodeError, RecursionError) as error:
-            self.reject(file, line, f"invalid JSON: {error}", record)
+            self.reject(file_index, file, line, f"invalid JSON: {error}", record)
             return
         if not isinstance(session, dict):
-            self.reject(file, line, f"a JSON {_json_type(session)}, not a session object", record)
+            self.reject(file_index, file, line, f"a JSON {_json_type(session)}, not a session object", record)
             return
         conversations = session.get("conversations", [])
         if not isinstance(conversations, list):
             self.reject(
-                file, line, f"conversations is a JSON {_json_type(conversations)}, not a list", record
+                file_index,
+                file,
+                line,
+                f"conversations is a JSON {_json_type(conversations)}, not a list",
+                record,
             )
             return
         self.sessions += 1
@@ -132,7 +144,11 @@ def _piece_texts(pieces: list[Piece], exact: _ExactPath) -> pl.Series:
                 lines.append(line.decode("utf-8"))
             except UnicodeDecodeError as error:
                 exact.reject(
-                    str(piece.path), number, f"invalid UTF-8: {error.reason}", line.decode("utf-8", "replace")
+                    piece.file_index,
+                    str(piece.path),
+                    number,
+                    f"invalid UTF-8: {error.reason}",
+                    line.decode("utf-8", "replace"),
                 )
                 lines.append("")
         texts.append("\n".join(lines))
@@ -183,7 +199,9 @@ def read_batch(pieces: list[Piece]) -> Batch:
     ).sort("file_index", "line", "turn")
     return Batch(
         messages=messages,
-        quarantine=pl.DataFrame(exact.quarantine, schema=QUARANTINE_SCHEMA).sort("file", "line"),
+        quarantine=pl.DataFrame(exact.quarantine, schema={"file_index": pl.Int32, **QUARANTINE_SCHEMA})
+        .sort("file_index", "line")
+        .drop("file_index"),
         sessions=decoded.height + exact.sessions,
         skipped_messages=exact.skipped_messages,
     )
