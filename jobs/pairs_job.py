@@ -37,7 +37,6 @@ class RunStats:
     messages: int = 0
     skipped_messages: int = 0
     malformed_lines: int = 0
-    raw_pairs: int = 0
     unique_pairs: int = 0
     prompt_words_total: int = 0
     response_words_total: int = 0
@@ -47,11 +46,12 @@ class RunStats:
 
     def as_dict(self) -> dict[str, Any]:
         n = self.unique_pairs
+        duplicates = self.rejected["duplicate"]  # the reference's raw pairs less its unique ones
         return {
             "files_scanned": self.files_scanned,
-            "raw_pairs": self.raw_pairs,
+            "raw_pairs": n + duplicates,
             "unique_pairs": n,
-            "duplicates_removed": self.raw_pairs - n,
+            "duplicates_removed": duplicates,
             "avg_prompt_words": round(self.prompt_words_total / n, 1) if n else 0,
             "avg_response_words": round(self.response_words_total / n, 1) if n else 0,
             "avg_ratio": round(self.ratio_total / n, 2) if n else 0,
@@ -116,7 +116,6 @@ def run(
         stats.skipped_messages += read.skipped_messages
         stats.malformed_lines += read.quarantine.height
         stats.unique_pairs += kept.height
-        stats.raw_pairs += kept.height + stats_count(reasons, "duplicate")
         stats.prompt_words_total += int(kept["prompt_words"].sum())
         stats.response_words_total += int(kept["response_words"].sum())
         stats.ratio_total = _sequential_sum(stats.ratio_total, kept["ratio"])
@@ -128,9 +127,3 @@ def run(
         if on_batch is not None:
             on_batch(sum(piece.ends_file for piece in batch), sum(len(piece.data) for piece in batch))
     return stats, samples
-
-
-def stats_count(counts: pl.DataFrame, reason: str) -> int:
-    """The count of one reason in a ``value_counts`` frame; 0 if absent."""
-    row = counts.filter(pl.col("reject_reason") == reason)
-    return int(row["count"][0]) if row.height else 0
