@@ -25,6 +25,8 @@ from typer._click.exceptions import UsageError
 from jobs.discover import InputError, find_session_files
 from jobs.outputs import Outputs
 from jobs.pairs_job import PairRules, RunStats, run
+from transforms.pairs import RESPONSE_MODES
+from transforms.readers import format_names
 
 app = typer.Typer(
     name="compound",
@@ -42,25 +44,48 @@ def _root() -> None:
 
 
 @app.command()
-def pairs(
+def pairs(  # noqa: PLR0917 (typer passes every option by position)
     inputs: Annotated[
-        list[Path], typer.Argument(help="Session files or directories (searched recursively for *.jsonl).")
+        list[Path],
+        typer.Argument(
+            help="Session files or directories (searched recursively for .jsonl, .json, .traj, .db, "
+            ".sqlite, also gzip/zstd compressed)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
     min_ratio: Annotated[
         float, typer.Option("--min-ratio", min=0.0, help="Minimum response/prompt word ratio.")
     ] = 1.5,
     min_words: Annotated[int, typer.Option("--min-words", min=0, help="Minimum response word count.")] = 20,
+    responses: Annotated[
+        str,
+        typer.Option(
+            "--responses",
+            help="each: every assistant message pairs with the prompt before it (the reference's rule); "
+            "final: only the last assistant text before the next prompt (the answer after a tool loop).",
+        ),
+    ] = "each",
+    strip_think: Annotated[
+        bool, typer.Option("--strip-think", help="Remove inline <think>...</think> blocks from message text.")
+    ] = False,
+    format_: Annotated[
+        str | None,
+        typer.Option("--format", help="Read every input as this layout instead of detecting it per file."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the stats and three sample pairs; write nothing.")
     ] = False,
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
+    if responses not in RESPONSE_MODES:
+        raise typer.BadParameter(f"must be one of {', '.join(RESPONSE_MODES)}", param_hint="'--responses'")
+    if format_ is not None and format_ not in format_names():
+        raise typer.BadParameter(f"must be one of {', '.join(format_names())}", param_hint="'--format'")
     try:
         files = find_session_files(inputs)
     except InputError as error:
         raise typer.BadParameter(str(error), param_hint="'INPUTS...'") from None
-    rules = PairRules(min_ratio=min_ratio, min_words=min_words)
+    rules = PairRules(min_ratio=min_ratio, min_words=min_words, responses=responses, strip_think=strip_think)
     err = Console(stderr=True)
     total_bytes = sum(path.stat().st_size for path in files)
     with Progress(
@@ -83,10 +108,10 @@ def pairs(
             progress.update(task, advance=batch_bytes, files_done=files_done)
 
         if dry_run:
-            stats, samples = run(files, rules, None, on_batch=advance, sample_size=3)
+            stats, samples = run(files, rules, None, forced_format=format_, on_batch=advance, sample_size=3)
         else:
             with Outputs(out) as outputs:
-                stats, samples = run(files, rules, outputs, on_batch=advance)
+                stats, samples = run(files, rules, outputs, forced_format=format_, on_batch=advance)
                 outputs.commit(stats.as_dict())
     if dry_run:
         _print_dry_run(stats, samples)
@@ -114,6 +139,8 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
         ("sessions", figures["sessions"]),
         ("messages", figures["messages"]),
         ("malformed lines (quarantine.jsonl)", figures["malformed_lines"]),
+        ("damaged files (quarantine.jsonl)", figures["damaged_files"]),
+        ("unrecognized files", len(figures["unrecognized_files"])),
         ("skipped messages", figures["skipped_messages"]),
         ("raw pairs", figures["raw_pairs"]),
         ("unique pairs (written)", figures["unique_pairs"]),
@@ -125,7 +152,24 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
     rows += [(f"rejected: {reason}", count) for reason, count in figures["rejected"].items()]
     for name, value in rows:
         table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    by_format = Table(title="by format")
+    for column in ("format", "files", "sessions", "messages", "pairs"):
+        by_format.add_column(column, justify="left" if column == "format" else "right")
+    for name, counts in figures["formats"].items():
+        by_format.add_row(name, *(f"{counts[key]:,}" for key in ("files", "sessions", "messages", "pairs")))
+    console.print(by_format)
+    unrecognized = figures["unrecognized_files"]
+    if unrecognized:
+        listed = Table(title=f"unrecognized files ({len(unrecognized)}, also in stats.json)")
+        listed.add_column("file")
+        listed.add_column("reason")
+        for entry in unrecognized[:20]:
+            listed.add_row(entry["file"], entry["reason"])
+        if len(unrecognized) > 20:
+            listed.add_row(f"... and {len(unrecognized) - 20} more", "")
+        console.print(listed)
 
 
 def main() -> None:

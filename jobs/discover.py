@@ -1,30 +1,60 @@
-"""Find session files, in the reference's order."""
+"""Find session files, detect each one's layout from its content, and cut them into pieces."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gzip
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, cast
 
-SESSION_GLOB = "*.jsonl"
+import zstandard
+
+from transforms.readers import Layout, Reader, registry
+
+#: What a directory is searched for; each also in its ``.gz`` and ``.zst`` forms.
+SESSION_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".sqlite", ".sqlite3")
+COMPRESSION_SUFFIXES = (".gz", ".zst")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+UTF8_BOM = b"\xef\xbb\xbf"
+#: Records a lines layout is sniffed from, and how far into a file to look for them.
+SNIFF_RECORDS = 10
+SNIFF_BYTES = 4 * 1024 * 1024
+#: Errors a damaged compressed stream raises while it is read.
+DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError)
 
 
 class InputError(Exception):
     """An input the job cannot start on; the message is shown to the user as is."""
 
 
+def is_session_file(path: Path) -> bool:
+    name = path.name.lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name.endswith(SESSION_SUFFIXES)
+
+
 def find_session_files(inputs: list[Path]) -> list[Path]:
     """Every session file under the inputs, in the given order.
 
     A directory is searched recursively and its files sorted as ``sorted(Path.rglob())``
-    sorts them (by path parts, not by string), as the reference does.
+    sorts them (by path parts, not by string), as the reference does. A file named on
+    the command line is read whatever its name.
     """
     found: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            files = sorted(p for p in path.rglob(SESSION_GLOB) if p.is_file())
+            files = sorted(p for p in path.rglob("*") if is_session_file(p) and p.is_file())
             if not files:
-                raise InputError(f"no session files ({SESSION_GLOB}) under {path}")
+                suffixes = ", ".join(f"*{suffix}" for suffix in SESSION_SUFFIXES)
+                raise InputError(f"no session files ({suffixes}, also .gz/.zst) under {path}")
             found.extend(files)
         elif path.is_file():
             found.append(path)
@@ -33,15 +63,133 @@ def find_session_files(inputs: list[Path]) -> list[Path]:
     return found
 
 
+def open_decompressed(path: Path) -> IO[bytes]:
+    """The file's bytes, gunzipped or unzstd-ed when its first bytes say it is compressed."""
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    if magic.startswith(GZIP_MAGIC):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if magic.startswith(ZSTD_MAGIC):
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+    return path.open("rb")
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A file's layout, or why it has none: ``unrecognized`` (no reader knows it) or
+    ``damaged`` (a truncated archive, a corrupt database: quarantined)."""
+
+    path: Path
+    reader: Reader | None = None
+    unrecognized: str | None = None
+    damaged: str | None = None
+
+
+def _readers(layout: Layout, forced_format: str | None) -> list[Reader]:
+    return [
+        reader
+        for reader in registry()
+        if reader.layout == layout and (forced_format is None or reader.format == forced_format)
+    ]
+
+
+def _pick(path: Path, layout: Layout, sample: Any, forced_format: str | None, described: str) -> Detected:
+    candidates = _readers(layout, forced_format)
+    if forced_format is not None:
+        if candidates:
+            return Detected(path, reader=candidates[0])
+        return Detected(path, unrecognized=f"--format {forced_format} has no reader for {described}")
+    for reader in candidates:
+        if reader.sniff(sample):
+            return Detected(path, reader=reader)
+    return Detected(path, unrecognized=f"{described}: no reader knows this layout")
+
+
+def _keys(value: Any) -> str:
+    if isinstance(value, dict):
+        return "keys " + ", ".join(sorted(value)[:8])
+    if isinstance(value, list):
+        return f"an array of {len(value)} " + (
+            f"values, the first with {_keys(value[0])}" if value else "values"
+        )
+    return f"a JSON {type(value).__name__}"
+
+
+def _detect_sqlite(path: Path, forced_format: str | None) -> Detected:
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            tables = {
+                row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+    except sqlite3.DatabaseError as error:
+        return Detected(path, damaged=f"corrupt SQLite database: {error}")
+    return _pick(path, "sqlite", tables, forced_format, f"a SQLite database with tables {sorted(tables)}")
+
+
+def _head(stream: IO[bytes]) -> bytes:
+    """The file's first ``SNIFF_RECORDS`` lines, or its first ``SNIFF_BYTES``."""
+    head = b""
+    while head.count(b"\n") < SNIFF_RECORDS and len(head) < SNIFF_BYTES:
+        chunk = stream.read(64 * 1024)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def detect(path: Path, forced_format: str | None = None) -> Detected:
+    """The layout of one file, from its content (its name only decides nothing)."""
+    with path.open("rb") as probe:
+        magic = probe.read(len(SQLITE_MAGIC))
+    if magic == SQLITE_MAGIC:
+        return _detect_sqlite(path, forced_format)
+    try:
+        with open_decompressed(path) as stream:
+            return _detect_json(path, stream, forced_format)
+    except DECOMPRESSION_ERRORS as error:
+        return Detected(path, damaged=f"cannot decompress: {error}")
+
+
+def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> Detected:
+    """JSON lines (the first line is a whole object) or one JSON document."""
+    head = _head(stream).removeprefix(UTF8_BOM)
+    text = head.lstrip()
+    if not text:
+        return Detected(path, unrecognized="empty file")
+    try:
+        first = json.loads(text.split(b"\n", 1)[0])
+    except ValueError:
+        first = None
+    if isinstance(first, dict):
+        values = []
+        for line in text.split(b"\n")[:SNIFF_RECORDS]:
+            try:
+                values.append(json.loads(line))
+            except ValueError:
+                continue
+        return _pick(path, "lines", values, forced_format, f"JSON lines with {_keys(first)}")
+    if text[:1] not in (b"[", b"{"):
+        return Detected(path, unrecognized="not JSON: it starts with neither { nor [")
+    try:
+        document = json.loads(head + stream.read())
+    except (ValueError, RecursionError) as error:
+        return Detected(path, damaged=f"invalid JSON document: {error}")
+    return _pick(path, "document", document, forced_format, f"a JSON document, {_keys(document)}")
+
+
 @dataclass(frozen=True)
 class Piece:
-    """Whole lines of one file: a file, or a part of a large one cut after a ``\\n``."""
+    """Whole lines of one file (or the whole file): what one reader reads at once."""
 
     file_index: int  # position of the file in the run's order
     path: Path
+    reader: Reader
     first_line: int  # 1-based line number of the first line in ``data``
     data: bytes
     ends_file: bool
+    size: int  # bytes of the file this piece stands for (on disk), for progress
+    #: the rest of the file could not be read (a truncated archive); quarantined
+    damaged: str | None = None
 
 
 def _line_breaks(data: bytes) -> int:
@@ -49,42 +197,60 @@ def _line_breaks(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
-def read_pieces(files: list[Path], max_bytes: int) -> Iterator[Piece]:
-    """Each file in pieces of about ``max_bytes``, cut at line ends, read lazily.
+def _pieces_of(file_index: int, path: Path, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    size = path.stat().st_size
+    if reader.layout == "sqlite":
+        yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size)
+        return
+    first_line = 1
+    carry = b""
+    split = reader.line_per_conversation
+    with open_decompressed(path) as handle:
+        while True:
+            try:
+                chunk = handle.read(max_bytes if split else -1)
+            except DECOMPRESSION_ERRORS as error:
+                yield Piece(
+                    file_index,
+                    path,
+                    reader,
+                    first_line,
+                    carry,
+                    ends_file=True,
+                    size=0,
+                    damaged=f"cannot decompress past this line: {error}",
+                )
+                return
+            if not chunk or not split:
+                data = carry + chunk
+                yield Piece(file_index, path, reader, first_line, data, ends_file=True, size=size)
+                return
+            data = carry + chunk if carry else chunk  # no copy for a file read in one go
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # no line end yet: read on
+                carry = data
+                continue
+            piece, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+            yield Piece(file_index, path, reader, first_line, piece, ends_file=False, size=0)
+            first_line += _line_breaks(piece)
 
-    A line longer than ``max_bytes`` makes its piece longer; no line is ever cut.
+
+def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece]]:
+    """Consecutive pieces of the readable files, grouped into batches of about ``max_bytes``.
+
+    A file whose conversations span lines (most layouts) is one piece, whatever its size;
+    a file of one conversation per line is cut at line ends into pieces of ``max_bytes``.
     """
-    for file_index, path in enumerate(files):
-        if path.stat().st_size <= max_bytes:
-            yield Piece(file_index, path, 1, path.read_bytes(), ends_file=True)
-            continue
-        first_line = 1
-        carry = b""
-        with path.open("rb") as handle:
-            while True:
-                chunk = handle.read(max_bytes)
-                if not chunk:
-                    yield Piece(file_index, path, first_line, carry, ends_file=True)
-                    break
-                data = carry + chunk if carry else chunk  # no copy for a file read in one go
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # no line end yet: read on
-                    carry = data
-                    continue
-                piece, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
-                yield Piece(file_index, path, first_line, piece, ends_file=False)
-                first_line += _line_breaks(piece)
-
-
-def batches(files: list[Path], max_bytes: int) -> Iterator[list[Piece]]:
-    """Consecutive pieces of the files, grouped into batches of about ``max_bytes``."""
     batch: list[Piece] = []
     size = 0
-    for piece in read_pieces(files, max_bytes):
-        if batch and size + len(piece.data) > max_bytes:
-            yield batch
-            batch, size = [], 0
-        batch.append(piece)
-        size += len(piece.data)
+    for file_index, found in enumerate(detected):
+        if found.reader is None:
+            continue
+        for piece in _pieces_of(file_index, found.path, found.reader, max_bytes):
+            if batch and size + len(piece.data) > max_bytes:
+                yield batch
+                batch, size = [], 0
+            batch.append(piece)
+            size += len(piece.data)
     if batch:
         yield batch

@@ -7,7 +7,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from transforms.pairs import FILTER_ORDER, candidates, mark_duplicates
-from transforms.schema import MESSAGE_SCHEMA
+from transforms.schema import SHAREGPT_ROLES, conform
 
 LONG = " ".join(["word"] * 40)
 
@@ -15,27 +15,37 @@ LONG = " ".join(["word"] * 40)
 def session(
     *turns: tuple[str | None, str | None], line: int = 1, file_index: int = 0
 ) -> list[dict[str, object]]:
-    roles = {"human": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
     return [
         {
             "file_index": file_index,
             "file": f"f{file_index}.jsonl",
             "line": line,
+            "conversation": line,
+            "format": "sharegpt",
             "session_id": f"s{line}",
             "model": "m",
             "turn": turn,
-            "role": roles.get(role or ""),
+            "role": SHAREGPT_ROLES.get(role or ""),
             "role_raw": role,
+            "typed": SHAREGPT_ROLES.get(role or "") == "user",
             "text": text,
+            "has_tool_calls": False,
         }
         for turn, (role, text) in enumerate(turns)
     ]
 
 
-def reasons(rows: list[dict[str, object]], *, min_ratio: float = 1.5, min_words: int = 20) -> pl.DataFrame:
-    messages = pl.LazyFrame(rows, schema=MESSAGE_SCHEMA)
+def as_messages(rows: list[dict[str, object]]) -> pl.LazyFrame:
+    return conform(pl.LazyFrame(rows, infer_schema_length=None))
+
+
+def reasons(
+    rows: list[dict[str, object]], *, min_ratio: float = 1.5, min_words: int = 20, responses: str = "each"
+) -> pl.DataFrame:
     seen = pl.Series([], dtype=pl.UInt64)
-    marked = mark_duplicates(candidates(messages, min_ratio=min_ratio, min_words=min_words), seen)
+    marked = mark_duplicates(
+        candidates(as_messages(rows), min_ratio=min_ratio, min_words=min_words, responses=responses), seen
+    )
     return marked.select("line", "turn", "reject_reason").collect()
 
 
@@ -56,8 +66,8 @@ def expected(*rows: tuple[int, int, str | None]) -> pl.DataFrame:
         ([("human", ""), ("gpt", LONG)], "no_prompt"),
         # the nearest human message is the prompt, even when it is empty
         ([("human", "Why?"), ("human", None), ("gpt", LONG)], "no_prompt"),
-        # only `human` is a prompt in the reference's ShareGPT
-        ([("user", "Why?"), ("gpt", LONG)], "no_prompt"),
+        # `user` is a prompt too (the reference reads only `human`)
+        ([("user", "Why?"), ("gpt", LONG)], None),
         ([("human", '{"output": "ok"}'), ("gpt", LONG)], "tool_result_prompt"),
         ([("human", "{" + "x" * 100 + "output"), ("gpt", LONG)], None),  # "output" past char 100
         ([("human", "You are a bot"), ("gpt", LONG)], "system_prompt_leak"),
@@ -100,7 +110,7 @@ def test_duplicate_across_sessions_compares_stripped_texts() -> None:
 
 def test_keys_seen_in_earlier_batches_are_duplicates() -> None:
     rows = session(("human", "Why?"), ("gpt", LONG))
-    messages = pl.LazyFrame(rows, schema=MESSAGE_SCHEMA)
+    messages = as_messages(rows)
     first = mark_duplicates(candidates(messages, min_ratio=1.5, min_words=20), pl.Series([], dtype=pl.UInt64))
     seen = first.collect()["dedup_key"]
     again = mark_duplicates(candidates(messages, min_ratio=1.5, min_words=20), seen).collect()
@@ -114,6 +124,7 @@ def test_prompt_never_comes_from_another_session() -> None:
 
 def test_reasons_are_the_reference_order() -> None:
     assert FILTER_ORDER == (
+        "not_final",
         "empty_response",
         "short_response",
         "no_prompt",
@@ -124,4 +135,38 @@ def test_reasons_are_the_reference_order() -> None:
         "tool_call_artifact",
         "duplicate_in_session",
         "duplicate",
+    )
+
+
+def test_a_user_message_nobody_typed_ends_the_prompt_before_it() -> None:
+    rows = session(
+        ("human", "Why?"), ("gpt", LONG), ("human", "<command-name>/init</command-name>"), ("gpt", LONG)
+    )
+    rows[2]["typed"] = False
+    assert_frame_equal(reasons(rows), expected((1, 1, None), (1, 3, "no_prompt")))
+
+
+def test_turns_that_only_call_tools_are_not_responses() -> None:
+    rows = session(("human", "Fix it"), ("gpt", None), ("tool", "ok"), ("gpt", LONG))
+    rows[1]["has_tool_calls"] = True
+    assert_frame_equal(reasons(rows), expected((1, 3, None)))
+
+
+def test_final_keeps_only_the_answer_after_the_tool_loop() -> None:
+    rows = session(
+        ("human", "Fix it"),
+        ("gpt", "Looking at the file first, " + LONG),
+        ("tool", "contents"),
+        ("gpt", "Fixed: " + LONG),
+        ("gpt", ""),  # no text: never the final answer
+        ("human", "Thanks, and now?"),
+        ("gpt", "Now " + LONG),
+    )
+    assert_frame_equal(
+        reasons(rows, responses="final"),
+        expected((1, 1, "not_final"), (1, 3, None), (1, 4, "not_final"), (1, 6, None)),
+    )
+    assert_frame_equal(
+        reasons(rows, responses="each"),
+        expected((1, 1, None), (1, 3, None), (1, 4, "empty_response"), (1, 6, None)),
     )

@@ -107,6 +107,41 @@ def write_archive(root: Path, files: dict[str, str]) -> None:
         path.write_bytes(content.encode())
 
 
+def _as_reference_reads_it(line: str, place: str) -> str:
+    """One line, rewritten so that the reference reads it as we do (our two deviations)."""
+    try:
+        session = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(session, dict):
+        return line
+    if session.get("id") is None:  # a session without an id is named after its place
+        session["id"] = place
+    conversations = session.get("conversations")
+    if isinstance(conversations, list):
+        for message in conversations:  # `user` is a prompt as `human` is
+            if isinstance(message, dict) and message.get("from") == "user":
+                message["from"] = "human"
+    return json.dumps(session)
+
+
+def reference_view(target: Path, copy: Path) -> Path:
+    """A copy of ``target`` for the reference, holding our documented deviations from it:
+    a ShareGPT ``user`` message is a prompt, and a session without an id gets
+    ``file:line`` as its id."""
+    files = sorted(target.rglob("*.jsonl")) if target.is_dir() else [target]
+    for path in files:
+        relative = path.relative_to(target) if target.is_dir() else Path(path.name)
+        text = path.read_bytes().decode().replace("\r\n", "\n").replace("\r", "\n")
+        lines = [
+            _as_reference_reads_it(line, f"{path}:{number}")
+            for number, line in enumerate(text.split("\n"), 1)
+        ]
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        (copy / relative).write_text("\n".join(lines))
+    return copy if target.is_dir() else copy / target.name
+
+
 def assert_parity(
     reference: ModuleType,
     target: Path,
@@ -116,8 +151,9 @@ def assert_parity(
     min_words: int,
     batch_bytes: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    ref_target = reference_view(target, work / "reference-view")
     ref_stats, ref_records = run_reference(
-        reference, target, work / "ref.jsonl", min_ratio=min_ratio, min_words=min_words
+        reference, ref_target, work / "ref.jsonl", min_ratio=min_ratio, min_words=min_words
     )
     stats, records = run_ours(
         target, work / "out", min_ratio=min_ratio, min_words=min_words, batch_bytes=batch_bytes

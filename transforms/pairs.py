@@ -11,8 +11,10 @@ import polars as pl
 
 from transforms.text import py_round_ratio_2, py_strip, word_count
 
-#: Filter names in the reference's order. The last two need the candidates before them.
+#: Filter names: ``not_final`` (only under ``responses="final"``), then the reference's
+#: filters in its order. The last two need the candidates before them.
 CONTENT_FILTERS = (
+    "not_final",
     "empty_response",
     "short_response",
     "no_prompt",
@@ -29,44 +31,72 @@ RESPONSE_ROLE = "assistant"
 DEDUP_PREFIX_CHARS = 200
 
 
+RESPONSE_MODES = ("each", "final")
+
+
 def session_key() -> pl.Expr:
-    """One integer per session: its file's position and its line."""
-    return (pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("line")).alias("session_key")
+    """One integer per conversation: its file's position and its place in the file."""
+    return (pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("conversation")).alias("session_key")
+
+
+def is_response() -> pl.Expr:
+    """An assistant message that says something: not a turn that only calls tools."""
+    says_nothing = pl.col("text").is_null() | (pl.col("text") == "")
+    return (pl.col("role") == RESPONSE_ROLE) & ~(pl.col("has_tool_calls") & says_nothing)
 
 
 def attach_prompts(messages: pl.LazyFrame) -> pl.LazyFrame:
-    """Each assistant message with the text of the nearest preceding user message.
+    """Each response with the text of the nearest preceding user message.
 
-    Messages must be in session order. The nearest user message is the prompt even when
-    its text is empty or null (then the candidate has no prompt). One forward fill over
-    the whole table replaces a window per session: a fill that crossed into another
-    session is discarded by comparing session keys.
+    Messages must be in conversation order. The nearest user message is the prompt even
+    when its text is empty or null, or when a person did not type it (a command wrapper):
+    then the candidate has no prompt. One forward fill over the whole table replaces a
+    window per conversation: a fill that crossed into another one is discarded by
+    comparing session keys. ``prompt_turn`` identifies the prompt the response answers.
     """
+    prompt = pl.when(pl.col("typed")).then(pl.col("text"))
     last_user = (
         pl.when(pl.col("role") == PROMPT_ROLE)
-        .then(pl.struct(pl.col("session_key").alias("prompt_session"), pl.col("text").alias("prompt")))
+        .then(
+            pl.struct(
+                pl.col("session_key").alias("prompt_session"),
+                pl.col("turn").alias("prompt_turn"),
+                prompt.alias("prompt"),
+            )
+        )
         .forward_fill()
     )
+    same_session = pl.col("_last_user").struct.field("prompt_session") == pl.col("session_key")
     return (
         messages.with_columns(session_key())
         .with_columns(last_user.alias("_last_user"))
-        .filter(pl.col("role") == RESPONSE_ROLE)
+        .filter(is_response())
         .with_columns(
-            pl.when(pl.col("_last_user").struct.field("prompt_session") == pl.col("session_key"))
-            .then(pl.col("_last_user").struct.field("prompt"))
-            .alias("prompt"),
+            pl.when(same_session).then(pl.col("_last_user").struct.field("prompt")).alias("prompt"),
+            pl.when(same_session).then(pl.col("_last_user").struct.field("prompt_turn")).alias("prompt_turn"),
         )
         .drop("_last_user")
         .rename({"text": "response"})
     )
 
 
-def content_filters(min_ratio: float, min_words: int) -> dict[str, pl.Expr]:
-    """The reference's per-candidate filters, each true where a candidate fails it."""
+def not_final(responses: str) -> pl.Expr:
+    """Under ``final``: a response followed by another response with text before the next
+    prompt (the narration inside a tool loop, not the answer at its end)."""
+    if responses == "each":
+        return pl.lit(False)
+    has_text = pl.col("response").is_not_null() & (pl.col("response") != "")
+    last_with_text = pl.col("turn").filter(has_text).max().over("session_key", "prompt_turn")
+    return pl.col("turn") != last_with_text
+
+
+def content_filters(min_ratio: float, min_words: int, responses: str = "each") -> dict[str, pl.Expr]:
+    """The per-candidate filters, each true where a candidate fails it."""
     prompt, response = pl.col("prompt"), pl.col("response")
     prompt_words, response_words = pl.col("prompt_words"), pl.col("response_words")
     response_head = response.str.slice(0, 100)
     exprs = {
+        "not_final": not_final(responses),
         "empty_response": response.is_null() | (response == ""),
         "short_response": response_words < min_words,
         "no_prompt": prompt.is_null() | (prompt == ""),
@@ -90,13 +120,21 @@ def first_reason(names: tuple[str, ...]) -> pl.Expr:
     return pl.coalesce([pl.when(pl.col(name)).then(pl.lit(name)) for name in names])
 
 
-def candidates(messages: pl.LazyFrame, *, min_ratio: float, min_words: int) -> pl.LazyFrame:
-    """Every assistant message with its prompt, metrics and filter columns.
+def candidates(
+    messages: pl.LazyFrame, *, min_ratio: float, min_words: int, responses: str = "each"
+) -> pl.LazyFrame:
+    """Every response with its prompt, metrics and filter columns.
+
+    ``responses`` is ``each`` (every response pairs with the prompt before it, the
+    reference's rule) or ``final`` (only the last response with text before the next
+    prompt does: the answer at the end of a tool loop).
 
     ``reject_reason`` holds the first failing filter up to ``duplicate_in_session``;
     the cross-file ``duplicate`` needs the run's earlier keys (``mark_duplicates``).
     """
-    filters = content_filters(min_ratio, min_words)
+    if responses not in RESPONSE_MODES:
+        raise ValueError(f"responses must be one of {RESPONSE_MODES}, not {responses!r}")
+    filters = content_filters(min_ratio, min_words, responses)
     passes_content = ~pl.any_horizontal(list(CONTENT_FILTERS))
     # per session, on the raw texts (the reference's seen_hashes)
     session_dedup_key = pl.concat_str(

@@ -4,28 +4,89 @@ from __future__ import annotations
 
 import polars as pl
 
-#: One row per message, in session order. A session is one record of one file,
-#: identified by ``(file_index, line)``; ``session_id`` is what the record calls itself.
+#: Canonical roles. A reader maps what its layout writes onto these; what a person did not
+#: type (tool results, injected context) never gets ``user`` with ``typed`` set.
+SYSTEM, USER, ASSISTANT, TOOL = "system", "user", "assistant", "tool"
+
+#: One row per message, in conversation order (``file_index``, ``conversation``, ``turn``).
 MESSAGE_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # mypy widens the mixed dtypes to object
         "file_index": pl.Int32,  # position of the file in the run's input order
         "file": pl.String,
-        "line": pl.Int64,  # 1-based line of the session record in its file
+        "line": pl.Int64,  # 1-based line of the record holding the message; null inside a JSON document
+        "conversation": pl.Int64,  # which conversation of the file (a ShareGPT line, an array position, ...)
+        "format": pl.String,  # the layout the file was read as, e.g. "sharegpt", "claude_code"
         "session_id": pl.String,
         "model": pl.String,
-        "turn": pl.Int32,  # 0-based position of the message in its session
+        "turn": pl.Int32,  # 0-based position of the message in its conversation
         "role": pl.String,  # canonical: system, user, assistant, tool; null when unknown
         "role_raw": pl.String,  # the role as the file spells it
-        "text": pl.String,  # null when the message has no usable text
+        "typed": pl.Boolean,  # a user message a person typed (not a command wrapper or interruption)
+        "text": pl.String,  # what was said, without thinking/reasoning; null when nothing
+        "has_tool_calls": pl.Boolean,  # an assistant message that calls tools
+        "tool_name": pl.String,  # the (first) tool called, or the tool a result came from
+        "timestamp": pl.Datetime("us", "UTC"),
     }
 )
 
-#: Canonical roles of the ShareGPT ``from`` field, as the reference reads it: only
-#: ``human`` is a prompt, and ``gpt`` and ``assistant`` are responses.
+#: Canonical roles of the ShareGPT ``from`` field. ``human`` and ``user`` are prompts;
+#: ``gpt`` and ``assistant`` are responses.
 SHAREGPT_ROLES = {
-    "human": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "system": "system",
-    "tool": "tool",
+    "human": USER,
+    "user": USER,
+    "gpt": ASSISTANT,
+    "assistant": ASSISTANT,
+    "chatgpt": ASSISTANT,
+    "bing": ASSISTANT,
+    "bard": ASSISTANT,
+    "system": SYSTEM,
+    "tool": TOOL,
+    "observation": TOOL,
+    "function_response": TOOL,
+    # an assistant turn that is only a call
+    "function_call": ASSISTANT,
 }
+
+#: Defaults for columns a layout has no notion of.
+_DEFAULTS: dict[str, pl.Expr] = {
+    "line": pl.lit(None, pl.Int64),
+    "model": pl.lit(None, pl.String),
+    "role_raw": pl.lit(None, pl.String),
+    "has_tool_calls": pl.lit(False),
+    "tool_name": pl.lit(None, pl.String),
+    "timestamp": pl.lit(None, pl.Datetime("us", "UTC")),
+}
+
+
+def conform(messages: pl.LazyFrame) -> pl.LazyFrame:
+    """Select the canonical columns in order and with their types.
+
+    Columns a layout cannot fill (``line``, ``model``, ``role_raw``, ``has_tool_calls``,
+    ``tool_name``, ``timestamp``) may be left out; ``typed`` defaults to "a user message".
+    """
+    present = set(messages.collect_schema().names())
+    columns = []
+    for name, dtype in MESSAGE_SCHEMA.items():
+        if name in present:
+            columns.append(pl.col(name).cast(dtype))
+        elif name == "typed":
+            columns.append((pl.col("role") == USER).fill_null(False).alias(name))
+        elif name in _DEFAULTS:
+            columns.append(_DEFAULTS[name].cast(dtype).alias(name))
+        else:
+            raise KeyError(f"a reader must produce the {name!r} column")
+    return messages.select(columns)
+
+
+def parse_timestamp(value: pl.Expr) -> pl.Expr:
+    """An ISO 8601 string (``Z`` or an offset, any fraction) or epoch seconds, as UTC."""
+    as_text = value.cast(pl.String)
+    epoch_seconds = as_text.cast(pl.Float64, strict=False)
+    from_epoch = (epoch_seconds * 1_000_000).cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
+    from_iso = (
+        as_text.str.replace(r"Z$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False)
+        .dt.cast_time_unit("us")
+    )
+    naive_iso = as_text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.replace_time_zone("UTC")
+    return pl.coalesce(from_epoch, from_iso, naive_iso.dt.cast_time_unit("us"))

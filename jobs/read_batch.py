@@ -1,0 +1,186 @@
+"""Read a batch of file pieces into one message table, quarantining what cannot be read.
+
+Each reader's records are decoded in one go. When a decode fails, the batch is halved
+until the records at fault are found, so a few bad lines cost a few extra decodes of
+the parts that hold them. ShareGPT records the typed decoder cannot read exactly take
+the exact path (``jobs.sharegpt_exact``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+import polars as pl
+
+from jobs.discover import UTF8_BOM, Piece, batches, detect
+from jobs.sharegpt_exact import ExactPath, Quarantine, json_type
+from transforms.lines import split_lines
+from transforms.readers import Reader
+from transforms.schema import MESSAGE_SCHEMA
+
+QUARANTINE_SCHEMA = pl.Schema({"file": pl.String, "line": pl.Int64, "error": pl.String, "raw": pl.String})
+RECORDS_SCHEMA = pl.Schema({"file_index": pl.Int32, "file": pl.String, "line": pl.Int64, "text": pl.String})
+
+
+@dataclass
+class Batch:
+    """What one batch of files yields."""
+
+    messages: pl.DataFrame
+    quarantine: pl.DataFrame
+    skipped_messages: int
+
+
+def _piece_texts(pieces: list[Piece], quarantine: Quarantine) -> pl.Series:
+    """Each piece's text, validated as UTF-8 by polars in one pass.
+
+    A piece that is not all UTF-8 is split into lines in Python: its bad lines are
+    quarantined and left blank, so that line numbers stay true.
+    """
+    raw = pl.Series("content", [piece.data.removeprefix(UTF8_BOM) for piece in pieces], dtype=pl.Binary)
+    try:
+        return raw.cast(pl.String)
+    except pl.exceptions.ComputeError:
+        pass
+    texts = []
+    for piece in pieces:
+        try:
+            texts.append(piece.data.removeprefix(UTF8_BOM).decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            pass
+        lines = []
+        universal = piece.data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        for number, line in enumerate(universal.split(b"\n"), start=piece.first_line):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                quarantine.add(
+                    piece.file_index,
+                    str(piece.path),
+                    number if piece.reader.layout == "lines" else None,
+                    f"invalid UTF-8: {error.reason}",
+                    line.decode("utf-8", "replace"),
+                )
+                lines.append("")
+        texts.append("\n".join(lines))
+    return pl.Series("content", texts, dtype=pl.String)
+
+
+def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
+    """The raw records of pieces read by one reader: a row per line, or per document."""
+    contents = pl.LazyFrame(
+        {
+            "file_index": pl.Series([piece.file_index for piece in pieces], dtype=pl.Int32),
+            "file": pl.Series([str(piece.path) for piece in pieces], dtype=pl.String),
+            "first_line": pl.Series([piece.first_line for piece in pieces], dtype=pl.Int64),
+            "content": _piece_texts(pieces, quarantine),
+        }
+    )
+    if pieces[0].reader.layout == "lines":
+        return split_lines(contents).select(RECORDS_SCHEMA.names()).collect()
+    return (
+        contents.select(
+            "file_index", "file", pl.lit(None, pl.Int64).alias("line"), pl.col("content").alias("text")
+        )
+        .filter(pl.col("text").str.strip_chars() != "")
+        .collect()
+    )
+
+
+def _decode(reader: Reader, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The messages of the records the reader decodes, and the records it cannot."""
+    try:
+        return reader.read(records.lazy()).collect(), records.clear()
+    except pl.exceptions.ComputeError:
+        if records.height == 1:
+            return pl.DataFrame(schema=MESSAGE_SCHEMA), records
+    half = records.height // 2
+    good_head, bad_head = _decode(reader, records.head(half))
+    good_tail, bad_tail = _decode(reader, records.tail(records.height - half))
+    return pl.concat([good_head, good_tail]), pl.concat([bad_head, bad_tail])
+
+
+def _why_not(reader: Reader, text: str) -> str:
+    """Why a record a reader rejected cannot be read, in a line."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        return f"invalid JSON: {error}"
+    try:
+        reader.read(pl.LazyFrame({"file_index": [0], "file": [""], "line": [1], "text": [text]})).collect()
+    except pl.exceptions.ComputeError as error:
+        detail = str(error).strip().splitlines()[0]
+        return f"a JSON {json_type(value)} that is not a {reader.format} record: {detail}"
+    return f"not a {reader.format} record"
+
+
+def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) -> list[pl.DataFrame]:
+    assert reader.query is not None
+    frames = []
+    for piece in pieces:
+        try:
+            with closing(sqlite3.connect(f"file:{piece.path}?mode=ro", uri=True)) as connection:
+                rows = pl.read_database(reader.query, connection, infer_schema_length=None)
+        except (sqlite3.DatabaseError, pl.exceptions.PolarsError) as error:
+            quarantine.add(piece.file_index, str(piece.path), None, f"cannot read the database: {error}", "")
+            continue
+        rows = rows.with_columns(
+            pl.lit(piece.file_index, pl.Int32).alias("file_index"), pl.lit(str(piece.path)).alias("file")
+        )
+        frames.append(reader.read(rows.lazy()).collect())
+    return frames
+
+
+def read_batch(pieces: list[Piece]) -> Batch:
+    """Read the given pieces of session files into one message table."""
+    quarantine = Quarantine()
+    exact = ExactPath(quarantine)
+    frames = [pl.DataFrame(schema=MESSAGE_SCHEMA)]
+    for piece in pieces:
+        if piece.damaged is not None:
+            raw = piece.data[-2000:].decode("utf-8", "replace")
+            quarantine.add(piece.file_index, str(piece.path), piece.first_line, piece.damaged, raw)
+    whole = [piece for piece in pieces if piece.damaged is None or piece.data]
+    for reader, group in groupby(whole, key=lambda piece: piece.reader):
+        same_reader = list(group)
+        if reader.layout == "sqlite":
+            frames += _read_sqlite(reader, same_reader, quarantine)
+            continue
+        records = _records(same_reader, quarantine)
+        if reader.needs_exact is not None:
+            routed = records.with_columns(reader.needs_exact(pl.col("text")).alias("exact"))
+            records = routed.filter(~pl.col("exact")).drop("exact")
+            slow = routed.filter(pl.col("exact")).drop("exact")
+        else:
+            slow = records.clear()
+        decoded, rejected = _decode(reader, records)
+        frames.append(decoded)
+        for file_index, file, line, text in pl.concat([slow, rejected]).iter_rows():
+            if reader.needs_exact is None:
+                quarantine.add(file_index, file, line, _why_not(reader, text), text)
+            elif reader.layout == "lines":
+                exact.read_line(file_index, file, line, text)
+            else:
+                exact.read_document(file_index, file, text)
+    frames.append(exact.messages().collect())
+    return Batch(
+        messages=pl.concat(frames).sort("file_index", "conversation", "turn", maintain_order=True),
+        quarantine=pl.DataFrame(quarantine.rows, schema={"file_index": pl.Int32, **QUARANTINE_SCHEMA})
+        .sort("file_index", "line", nulls_last=False, maintain_order=True)
+        .drop("file_index"),
+        skipped_messages=exact.skipped_messages,
+    )
+
+
+def read_files(paths: list[Path], forced_format: str | None = None) -> Batch:
+    """Detect and read whole files into one batch (for tests and notebooks)."""
+    pieces = [
+        piece for batch in batches([detect(p, forced_format) for p in paths], 1 << 62) for piece in batch
+    ]
+    return read_batch(pieces)

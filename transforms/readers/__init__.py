@@ -1,0 +1,65 @@
+"""One reader per session layout, each turning raw records into the canonical message table.
+
+A reader is pure polars: ``read`` takes the raw records of some files (a LazyFrame with
+``file_index``, ``file``, ``line`` and ``text``; one row per JSON line, or one per file
+for a JSON document) and returns the message table (``transforms.schema.MESSAGE_SCHEMA``).
+Nothing about pairs lives here. ``read`` may raise ``polars.exceptions.ComputeError``
+when a record does not decode; the job then narrows the failure down to the records at
+fault and quarantines them.
+
+``sniff`` decides from content whether a file is in the reader's layout: for the
+``lines`` layout it gets the first JSON values of the file (parsed with ``json``), for
+``document`` the parsed document, for ``sqlite`` the database's table names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+
+Layout = Literal["lines", "document", "sqlite"]
+
+
+@dataclass(frozen=True)
+class Reader:
+    format: str  # the format name users see (--format, stats.json)
+    layout: Layout
+    sniff: Callable[[Any], bool]
+    read: Callable[[pl.LazyFrame], pl.LazyFrame]
+    #: each line is a whole conversation, so a large file may be read in pieces
+    line_per_conversation: bool = False
+    #: for the sqlite layout: the query whose rows ``read`` gets
+    query: str | None = None
+    #: records ``read`` cannot decode exactly go to the job's exact (Python) path
+    needs_exact: Callable[[pl.Expr], pl.Expr] | None = None
+
+
+def registry() -> tuple[Reader, ...]:
+    """Every reader, in the order detection tries them (the most specific first)."""
+    # imported here: each reader module imports ``Reader`` from this one
+    from transforms.readers import (  # noqa: PLC0415
+        claude_code,
+        codex,
+        hermes,
+        openai,
+        openhands,
+        other_agents,
+        sharegpt,
+    )
+
+    return (
+        *claude_code.READERS,
+        *codex.READERS,
+        *openhands.READERS,
+        *hermes.READERS,
+        *sharegpt.READERS,
+        *openai.READERS,
+        *other_agents.READERS,
+    )
+
+
+def format_names() -> list[str]:
+    return sorted({reader.format for reader in registry()})
