@@ -26,6 +26,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 #: Records a lines layout is sniffed from, and how far into a file to look for them.
 SNIFF_RECORDS = 10
 SNIFF_BYTES = 4 * 1024 * 1024
+READ_CHUNK_BYTES = 8 * 1024 * 1024
 #: Errors a damaged compressed stream raises while it is read.
 DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError)
 
@@ -167,7 +168,12 @@ def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> De
                 values.append(json.loads(line))
             except ValueError:
                 continue
-        return _pick(path, "lines", values, forced_format, f"JSON lines with {_keys(first)}")
+        as_lines = _pick(path, "lines", values, forced_format, f"JSON lines with {_keys(first)}")
+        whole_file_is_one_object = len(values) == 1 and not stream.read(1)
+        if as_lines.reader is not None or not whole_file_is_one_object:
+            return as_lines
+        # one object on one line may as well be a document (a session file written compactly)
+        return _pick(path, "document", first, forced_format, f"a JSON document, {_keys(first)}")
     if text[:1] not in (b"[", b"{"):
         return Detected(path, unrecognized="not JSON: it starts with neither { nor [")
     try:
@@ -197,6 +203,20 @@ def _line_breaks(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
+def _read_up_to(handle: IO[bytes], max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` from a stream, read in bounded chunks (``-1``: all of it)."""
+    if max_bytes < 0:
+        return handle.read()
+    chunks, size = [], 0
+    while size < max_bytes:
+        chunk = handle.read(min(max_bytes - size, READ_CHUNK_BYTES))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _pieces_of(file_index: int, path: Path, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     size = path.stat().st_size
     if reader.layout == "sqlite":
@@ -208,18 +228,10 @@ def _pieces_of(file_index: int, path: Path, reader: Reader, max_bytes: int) -> I
     with open_decompressed(path) as handle:
         while True:
             try:
-                chunk = handle.read(max_bytes if split else -1)
+                chunk = _read_up_to(handle, max_bytes if split else -1)
             except DECOMPRESSION_ERRORS as error:
-                yield Piece(
-                    file_index,
-                    path,
-                    reader,
-                    first_line,
-                    carry,
-                    ends_file=True,
-                    size=0,
-                    damaged=f"cannot decompress past this line: {error}",
-                )
+                damaged = f"cannot decompress past this line: {error}"
+                yield Piece(file_index, path, reader, first_line, carry, True, size=0, damaged=damaged)
                 return
             if not chunk or not split:
                 data = carry + chunk

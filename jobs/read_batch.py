@@ -146,7 +146,7 @@ def read_batch(pieces: list[Piece]) -> Batch:
         if piece.damaged is not None:
             raw = piece.data[-2000:].decode("utf-8", "replace")
             quarantine.add(piece.file_index, str(piece.path), piece.first_line, piece.damaged, raw)
-    whole = [piece for piece in pieces if piece.damaged is None or piece.data]
+    whole = [piece for piece in pieces if piece.damaged is None]
     for reader, group in groupby(whole, key=lambda piece: piece.reader):
         same_reader = list(group)
         if reader.layout == "sqlite":

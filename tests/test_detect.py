@@ -1,0 +1,202 @@
+"""Finding files, detecting their layout from content, compressed and damaged inputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+import zstandard
+
+from jobs.discover import detect, find_session_files
+from jobs.pairs_job import PairRules, run
+from jobs.read_batch import read_files
+from tests.conftest import SHARED
+
+LONG = " ".join(["word"] * 40)
+SESSION = {
+    "id": "s1",
+    "model": "m",
+    "conversations": [{"from": "human", "value": "Why?"}, {"from": "gpt", "value": LONG}],
+}
+
+
+def jsonl(*records: object) -> bytes:
+    return "".join(json.dumps(record) + "\n" for record in records).encode()
+
+
+def test_directories_pick_up_every_session_suffix_and_its_compressed_forms(tmp_path: Path) -> None:
+    names = [
+        "a.jsonl",
+        "b.json",
+        "c.jsonl.gz",
+        "d.json.zst",
+        "e.db",
+        "f.sqlite",
+        "g.traj",
+        "notes.txt",
+        "h.csv",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    found = [path.name for path in find_session_files([tmp_path])]
+    assert found == ["a.jsonl", "b.json", "c.jsonl.gz", "d.json.zst", "e.db", "f.sqlite", "g.traj"]
+
+
+OTHER = SESSION | {
+    "id": "s2",
+    "conversations": [{"from": "human", "value": "How?"}, {"from": "gpt", "value": LONG}],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("lines.jsonl", jsonl(SESSION, OTHER)),
+        ("array.json", json.dumps([SESSION, OTHER]).encode()),
+        ("pretty.json", json.dumps([SESSION, OTHER], indent=2).encode()),
+        # the name does not decide: JSON lines in a .json file, an array in a .jsonl file
+        ("lines.json", jsonl(SESSION, OTHER)),
+        ("array.jsonl", json.dumps([SESSION, OTHER]).encode()),
+        ("bom.jsonl", b"\xef\xbb\xbf" + jsonl(SESSION, OTHER)),
+        ("crlf.jsonl", jsonl(SESSION, OTHER).replace(b"\n", b"\r\n")),
+    ],
+)
+def test_sharegpt_in_every_shape_gives_the_same_pairs(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    _, pairs = run([path], PairRules(), None, sample_size=10)
+    assert [(pair["source"], pair["terse"], pair["format"]) for pair in pairs] == [
+        ("s1", "Why?", "sharegpt"),
+        ("s2", "How?", "sharegpt"),
+    ]
+
+
+def test_a_single_session_object_in_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(SESSION, indent=2))
+    messages = read_files([path]).messages
+    assert messages.select("session_id", "conversation", "line", "role").rows() == [
+        ("s1", 0, None, "user"),
+        ("s1", 0, None, "assistant"),
+    ]
+
+
+def test_sessions_without_an_id_are_named_after_their_place(tmp_path: Path) -> None:
+    """Hermes trajectory files carry no id: a session is ``file:line`` (``file[i]`` in an array)."""
+    trajectory = {
+        "conversations": SESSION["conversations"],
+        "timestamp": "2026-01-01T00:00:00",
+        "completed": True,
+    }
+    lines, array = tmp_path / "trajectory_samples.jsonl", tmp_path / "batch.json"
+    lines.write_bytes(jsonl(trajectory, trajectory))
+    array.write_text(json.dumps([trajectory, trajectory]))
+    ids = read_files([lines, array]).messages.unique("session_id", maintain_order=True)["session_id"]
+    assert ids.to_list() == [f"{lines}:1", f"{lines}:2", f"{array}[0]", f"{array}[1]"]
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lambda data: zstandard.ZstdCompressor().compress(data)])
+def test_compressed_files_read_as_their_content(tmp_path: Path, compress: Callable[[bytes], bytes]) -> None:
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(
+        jsonl(
+            SESSION,
+            SESSION
+            | {
+                "id": "s2",
+                "conversations": [
+                    {"from": "human", "value": "How?"},
+                    {"from": "gpt", "value": LONG + " more"},
+                ],
+            },
+        )
+    )
+    packed = tmp_path / "packed.jsonl.x"  # the first bytes tell the compression, not the name
+    packed.write_bytes(compress(plain.read_bytes()))
+    expected = read_files([plain]).messages.drop("file")
+    assert read_files([packed]).messages.drop("file").equals(expected)
+    # and in pieces smaller than the file
+    _, pairs = run([packed], PairRules(), None, batch_bytes=64, sample_size=10)
+    assert [pair["terse"] for pair in pairs] == ["Why?", "How?"]
+
+
+def test_a_truncated_archive_is_quarantined_and_what_came_before_is_kept(tmp_path: Path) -> None:
+    sessions = [
+        SESSION
+        | {
+            "id": f"s{i}",
+            "conversations": [{"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": LONG}],
+        }
+        for i in range(2000)
+    ]
+    data = gzip.compress(jsonl(*sessions))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    stats, pairs = run([path], PairRules(), None, batch_bytes=4096, sample_size=5000)
+    assert 0 < len(pairs) < 2000
+    assert [pair["source"] for pair in pairs] == [f"s{i}" for i in range(len(pairs))]
+    assert stats.malformed_lines == 1
+
+
+def test_a_file_cut_before_its_first_line_ends_is_a_damaged_file(tmp_path: Path) -> None:
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(gzip.compress(json.dumps([SESSION] * 50).encode())[:60])
+    found = detect(path)
+    assert found.reader is None
+    assert found.damaged is not None
+    assert found.damaged.startswith("cannot decompress")
+
+
+def test_unrecognized_files_are_reported_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text(json.dumps({"k1": {"session_id": "x", "created_at": 1}}))
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "text.jsonl").write_text("hello\n")
+    (tmp_path / "good.jsonl").write_bytes(jsonl(SESSION))
+    stats, _ = run(find_session_files([tmp_path]), PairRules(), None)
+    figures = stats.as_dict()
+    reasons = {Path(entry["file"]).name: entry["reason"] for entry in figures["unrecognized_files"]}
+    assert reasons == {
+        "empty.jsonl": "empty file",
+        "index.json": "a JSON document, keys k1: no reader knows this layout",
+        "text.jsonl": "not JSON: it starts with neither { nor [",
+    }
+    assert figures["formats"] == {"sharegpt": {"files": 1, "sessions": 1, "messages": 2, "pairs": 1}}
+
+
+def test_format_option_reads_what_detection_would_not(tmp_path: Path) -> None:
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(jsonl(*[{"id": f"empty{i}"} for i in range(10)], SESSION))  # no conversations up front
+    assert detect(path).unrecognized == "JSON lines with keys id: no reader knows this layout"
+    _, pairs = run([path], PairRules(), None, forced_format="sharegpt", sample_size=5)
+    assert [pair["source"] for pair in pairs] == ["s1"]
+
+
+def test_strip_think_removes_inline_thinking(tmp_path: Path) -> None:
+    path = tmp_path / "think.jsonl"
+    answer = "<think>\nLet me reason about it at length first.\n</think>\n" + LONG
+    path.write_bytes(
+        jsonl(
+            {
+                "id": "t",
+                "conversations": [{"from": "human", "value": "Why?"}, {"from": "gpt", "value": answer}],
+            }
+        )
+    )
+    _, kept = run([path], PairRules(), None, sample_size=5)
+    assert kept[0]["rich"] == answer  # off by default: ShareGPT as the reference reads it
+    _, stripped = run([path], PairRules(strip_think=True), None, sample_size=5)
+    assert stripped[0]["rich"] == LONG
+
+
+def test_real_sharegpt_documents() -> None:
+    glaive = SHARED / "realdata/sharegpt/llamafactory__glaive_toolcall_en_demo.json"
+    messages = read_files([glaive]).messages
+    calls = messages.filter(pl.col("role_raw") == "function_call")
+    assert calls.height > 0
+    assert calls["has_tool_calls"].all()
+    assert calls["text"].is_null().all()  # a call is not something the assistant said
+    assert messages.filter(pl.col("role_raw") == "observation")["role"].unique().to_list() == ["tool"]
