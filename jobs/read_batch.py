@@ -93,17 +93,36 @@ def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     )
 
 
-def _decode(reader: Reader, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The messages of the records the reader decodes, and the records it cannot."""
+def _read(reader: Reader, records: pl.DataFrame) -> pl.DataFrame:
+    return reader.read(records.drop("_row").lazy()).collect()
+
+
+def _bad_rows(reader: Reader, records: pl.DataFrame) -> list[int]:
+    """The ``_row`` of each record the reader cannot decode, found by halving."""
     try:
-        return reader.read(records.lazy()).collect(), records.clear()
+        _read(reader, records)
     except pl.exceptions.ComputeError:
         if records.height == 1:
-            return pl.DataFrame(schema=MESSAGE_SCHEMA), records
-    half = records.height // 2
-    good_head, bad_head = _decode(reader, records.head(half))
-    good_tail, bad_tail = _decode(reader, records.tail(records.height - half))
-    return pl.concat([good_head, good_tail]), pl.concat([bad_head, bad_tail])
+            return records["_row"].to_list()
+        half = records.height // 2
+        return _bad_rows(reader, records.head(half)) + _bad_rows(reader, records.tail(records.height - half))
+    return []
+
+
+def _decode(reader: Reader, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The messages of the records the reader decodes, and the records it cannot.
+
+    After the bad records are found, the good ones are read again in one go: a reader
+    numbers a conversation's turns across all its lines, which halves would break.
+    """
+    records = records.with_row_index("_row")
+    try:
+        return _read(reader, records), records.clear().drop("_row")
+    except pl.exceptions.ComputeError:
+        bad = pl.Series(_bad_rows(reader, records), dtype=pl.UInt32)
+    is_bad = pl.col("_row").is_in(bad.implode())
+    good = records.filter(~is_bad)
+    return _read(reader, good), records.filter(is_bad).drop("_row")
 
 
 def _why_not(reader: Reader, text: str) -> str:
