@@ -24,6 +24,9 @@ from transforms.readers import Reader
 from transforms.schema import MESSAGE_SCHEMA
 
 QUARANTINE_SCHEMA = pl.Schema({"file": pl.String, "line": pl.Int64, "error": pl.String, "raw": pl.String})
+#: What a decode of records that do not fit the reader's dtype raises. A string left
+#: unterminated can swallow the next line, which polars reports as a ShapeError.
+DECODE_ERRORS = (pl.exceptions.ComputeError, pl.exceptions.ShapeError)
 RECORDS_SCHEMA = pl.Schema({"file_index": pl.Int32, "file": pl.String, "line": pl.Int64, "text": pl.String})
 
 
@@ -101,7 +104,7 @@ def _bad_rows(reader: Reader, records: pl.DataFrame) -> list[int]:
     """The ``_row`` of each record the reader cannot decode, found by halving."""
     try:
         _read(reader, records)
-    except pl.exceptions.ComputeError:
+    except DECODE_ERRORS:
         if records.height == 1:
             return records["_row"].to_list()
         half = records.height // 2
@@ -118,7 +121,7 @@ def _decode(reader: Reader, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
     records = records.with_row_index("_row")
     try:
         return _read(reader, records), records.clear().drop("_row")
-    except pl.exceptions.ComputeError:
+    except DECODE_ERRORS:
         bad = pl.Series(_bad_rows(reader, records), dtype=pl.UInt32)
     is_bad = pl.col("_row").is_in(bad.implode())
     good = records.filter(~is_bad)
@@ -133,7 +136,7 @@ def _why_not(reader: Reader, text: str) -> str:
         return f"invalid JSON: {error}"
     try:
         reader.read(pl.LazyFrame({"file_index": [0], "file": [""], "line": [1], "text": [text]})).collect()
-    except pl.exceptions.ComputeError as error:
+    except DECODE_ERRORS as error:
         detail = str(error).strip().splitlines()[0]
         return f"a JSON {json_type(value)} that is not a {reader.format} record: {detail}"
     return f"not a {reader.format} record"

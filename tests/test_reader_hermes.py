@@ -1,0 +1,529 @@
+"""The Hermes Agent readers: session log, gateway transcript, state database, export."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from jobs.discover import detect
+from jobs.pairs_job import PairRules, run
+from jobs.read_batch import read_files
+from tests.conftest import SHARED
+from transforms.readers import hermes
+
+SESSION_SAMPLE = SHARED / "realdata" / "other_agent" / "agent-sessions__hermes_large.json"
+
+COLUMNS = [
+    "conversation",
+    "session_id",
+    "model",
+    "turn",
+    "role",
+    "typed",
+    "text",
+    "has_tool_calls",
+    "tool_name",
+]
+SCHEMA = {
+    "conversation": pl.Int64,
+    "session_id": pl.String,
+    "model": pl.String,
+    "turn": pl.Int32,
+    "role": pl.String,
+    "typed": pl.Boolean,
+    "text": pl.String,
+    "has_tool_calls": pl.Boolean,
+    "tool_name": pl.String,
+}
+
+#: What Hermes writes into a conversation itself (see ``agent/context_compressor.py``).
+SUMMARY = (
+    "[CONTEXT COMPACTION — REFERENCE ONLY] Earlier turns were compacted into the summary below.\n"
+    "## Historical Task Snapshot\nThe user asked for a report."
+)
+END_OF_SUMMARY = "--- END OF CONTEXT SUMMARY — respond to the message below, not the summary above ---"
+REVIEW = "Review the conversation above and consider saving to memory anything worth keeping."
+
+
+def pairs_of(path: Path) -> list[tuple[str, str]]:
+    _, pairs = run([path], PairRules(min_ratio=0, min_words=1), None, sample_size=10_000)
+    return [(pair["terse"], pair["rich"]) for pair in pairs]
+
+
+def read(path: Path) -> pl.DataFrame:
+    batch = read_files([path])
+    assert batch.quarantine.is_empty(), batch.quarantine
+    return batch.messages
+
+
+def frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+
+
+def write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+# --- hermes_session ---------------------------------------------------------------
+
+
+def test_session_log_sample() -> None:
+    found = detect(SESSION_SAMPLE)
+    assert found.reader is not None
+    assert found.reader.format == "hermes_session"
+    messages = read(SESSION_SAMPLE)
+    # the trailing {"role": "session_meta"} is not a message; reasoning is never text
+    assert_frame_equal(
+        messages.select(COLUMNS),
+        frame(
+            [
+                (
+                    0,
+                    "20260429_hermes_large",
+                    "gpt-5.2",
+                    0,
+                    "user",
+                    True,
+                    "Check the current directory.",
+                    False,
+                    None,
+                ),
+                (
+                    0,
+                    "20260429_hermes_large",
+                    "gpt-5.2",
+                    1,
+                    "assistant",
+                    False,
+                    "I will inspect the directory.",
+                    True,
+                    "shell",
+                ),
+                (
+                    0,
+                    "20260429_hermes_large",
+                    "gpt-5.2",
+                    2,
+                    "tool",
+                    False,
+                    "/Users/alexm/Repository/Codex-History",
+                    False,
+                    "shell",
+                ),
+                (
+                    0,
+                    "20260429_hermes_large",
+                    "gpt-5.2",
+                    3,
+                    "assistant",
+                    False,
+                    "The current directory is /Users/alexm/Repository/Codex-History.",
+                    False,
+                    None,
+                ),
+            ]
+        ),
+    )
+    assert messages["format"].unique().to_list() == ["hermes_session"]
+    assert pairs_of(SESSION_SAMPLE) == [
+        ("Check the current directory.", "I will inspect the directory."),
+        ("Check the current directory.", "The current directory is /Users/alexm/Repository/Codex-History."),
+    ]
+
+
+def test_session_log_without_id_is_named_after_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "session_20260221_101500_a1b2c3.json"
+    path.write_text(
+        json.dumps(
+            {
+                "platform": "cli",
+                "session_start": "2026-02-21T10:15:00",
+                "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+            },
+            indent=2,
+        )
+    )
+    assert read(path)["session_id"].unique().to_list() == ["20260221_101500_a1b2c3"]
+
+
+# --- hermes_gateway ---------------------------------------------------------------
+
+GATEWAY_MESSAGES: list[dict[str, Any]] = [
+    {"role": "user", "content": "Summarise the logs", "timestamp": "2026-02-21T10:15:01"},
+    {
+        "role": "assistant",
+        "content": None,
+        "reasoning": "I should read them first.",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "call_id": "call_1",
+                "type": "function",
+                "function": {"name": "read_file", "arguments": '{"path": "app.log"}'},
+            }
+        ],
+        "timestamp": "2026-02-21T10:15:02",
+    },
+    {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "tool_name": "read_file",
+        "content": "ERROR disk full",
+        "timestamp": "2026-02-21T10:15:03",
+    },
+    {
+        "role": "assistant",
+        "content": "The logs show one error: the disk is full.",
+        "finish_reason": "stop",
+        "timestamp": "2026-02-21T10:15:04Z",
+    },
+]
+GATEWAY_EXPECTED = [
+    (0, "20260221_101500_a1b2c3", 0, "user", True, "Summarise the logs", False, None),
+    (0, "20260221_101500_a1b2c3", 1, "assistant", False, None, True, "read_file"),
+    (0, "20260221_101500_a1b2c3", 2, "tool", False, "ERROR disk full", False, "read_file"),
+    (
+        0,
+        "20260221_101500_a1b2c3",
+        3,
+        "assistant",
+        False,
+        "The logs show one error: the disk is full.",
+        False,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("with_meta", [True, False])
+def test_gateway_transcript(tmp_path: Path, *, with_meta: bool) -> None:
+    meta = {
+        "role": "session_meta",
+        "tools": [],
+        "model": "hermes-4",
+        "platform": "telegram",
+        "timestamp": "x",
+    }
+    path = write_lines(
+        tmp_path / "20260221_101500_a1b2c3.jsonl", ([meta] if with_meta else []) + GATEWAY_MESSAGES
+    )
+    found = detect(path)
+    assert found.reader is not None
+    assert found.reader.format == "hermes_gateway"
+    messages = read(path)
+    model = "hermes-4" if with_meta else None
+    expected = frame([(*row[:2], model, *row[2:]) for row in GATEWAY_EXPECTED])
+    assert_frame_equal(messages.select(COLUMNS), expected)
+    first_line = 2 if with_meta else 1
+    assert messages["line"].to_list() == list(range(first_line, first_line + 4))
+    assert messages["timestamp"][3] == datetime(2026, 2, 21, 10, 15, 4, tzinfo=UTC)
+    assert pairs_of(path) == [("Summarise the logs", "The logs show one error: the disk is full.")]
+
+
+def test_gateway_record_broken_across_lines_is_quarantined(tmp_path: Path) -> None:
+    """Real gateway files hold records with raw newlines; only those lines are lost."""
+    lines = [json.dumps(record) for record in GATEWAY_MESSAGES]
+    lines[2:3] = ['{"role": "tool", "tool_call_id": "call_1", "content": "ERROR', 'disk full"}']
+    path = tmp_path / "20260221_101500_a1b2c3.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    batch = read_files([path])
+    assert batch.quarantine["line"].to_list() == [3, 4]
+    assert batch.messages.select("line", "turn", "role").rows() == [
+        (1, 0, "user"),
+        (2, 1, "assistant"),
+        (5, 2, "assistant"),
+    ]
+    assert pairs_of(path) == [("Summarise the logs", "The logs show one error: the disk is full.")]
+
+
+def test_compaction_summaries_and_harness_prompts_are_not_prompts(tmp_path: Path) -> None:
+    records = [
+        {"role": "user", "content": SUMMARY},
+        {"role": "assistant", "content": "Understood."},
+        {"role": "user", "content": f"{SUMMARY}\n\n{END_OF_SUMMARY}\n\nNow add a chart."},
+        {"role": "assistant", "content": "Added the chart."},
+        {"role": "user", "content": REVIEW},
+        {"role": "assistant", "content": "Saved two notes."},
+    ]
+    path = write_lines(tmp_path / "s1.jsonl", records)
+    assert read(path).select("role", "typed", "text").rows() == [
+        ("system", False, SUMMARY),
+        ("assistant", False, "Understood."),
+        ("user", True, "Now add a chart."),
+        ("assistant", False, "Added the chart."),
+        ("user", False, REVIEW),
+        ("assistant", False, "Saved two notes."),
+    ]
+    # the reply to the summary attaches to no prompt; the one to the review has no typed prompt
+    assert pairs_of(path) == [("Now add a chart.", "Added the chart.")]
+
+
+# --- hermes_db --------------------------------------------------------------------
+
+#: The state.db layout of Hermes Agent (``hermes_state``), trimmed to the columns that
+#: matter here plus a few around them; the job's query must run against it as it is.
+STATE_DB_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    user_id TEXT,
+    model TEXT,
+    model_config TEXT,
+    system_prompt TEXT,
+    parent_session_id TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    end_reason TEXT,
+    message_count INTEGER DEFAULT 0,
+    tool_call_count INTEGER DEFAULT 0,
+    input_tokens INTEGER DEFAULT 0,
+    output_tokens INTEGER DEFAULT 0,
+    title TEXT,
+    FOREIGN KEY (parent_session_id) REFERENCES sessions(id)
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    role TEXT NOT NULL,
+    content TEXT,
+    tool_call_id TEXT,
+    tool_calls TEXT,
+    tool_name TEXT,
+    timestamp REAL NOT NULL,
+    token_count INTEGER,
+    finish_reason TEXT,
+    reasoning TEXT
+);
+CREATE INDEX idx_messages_session ON messages(session_id, timestamp);
+CREATE VIRTUAL TABLE messages_fts USING fts5(content, content=messages, content_rowid=id);
+"""
+
+
+def make_state_db(path: Path) -> Path:
+    calls = json.dumps(
+        [
+            {
+                "id": "c1",
+                "call_id": "c1",
+                "type": "function",
+                "function": {"name": "terminal", "arguments": "{}"},
+            }
+        ]
+    )
+    sessions = [
+        ("20260302_090000_bbbbbb", "telegram", "claude-sonnet-4", "You are Hermes.", 1772442000.0, "Later"),
+        ("20260301_080000_aaaaaa", "cli", "hermes-4-405b", "You are Hermes.", 1772352000.0, "Disk"),
+    ]
+    # inserted out of session order: the query orders them
+    messages = [
+        ("20260302_090000_bbbbbb", "user", "What is 2+2?", None, None, None, 1772442001.0, None, None),
+        (
+            "20260301_080000_aaaaaa",
+            "user",
+            "How full is the disk?",
+            None,
+            None,
+            None,
+            1772352001.0,
+            None,
+            None,
+        ),
+        (
+            "20260301_080000_aaaaaa",
+            "assistant",
+            None,
+            None,
+            calls,
+            None,
+            1772352002.0,
+            "tool_calls",
+            "Run df.",
+        ),
+        ("20260301_080000_aaaaaa", "tool", "/dev/sda1 91%", "c1", None, "terminal", 1772352003.0, None, None),
+        ("20260302_090000_bbbbbb", "assistant", "4.", None, None, None, 1772442002.0, "stop", "Easy sum."),
+        (
+            "20260301_080000_aaaaaa",
+            "assistant",
+            "The disk is 91% full.",
+            None,
+            None,
+            None,
+            1772352004.0,
+            "stop",
+            None,
+        ),
+        ("20260301_080000_aaaaaa", "user", REVIEW, None, None, None, 1772352005.0, None, None),
+        (
+            "20260301_080000_aaaaaa",
+            "assistant",
+            "Noted the disk usage.",
+            None,
+            "[]",
+            None,
+            1772352006.0,
+            "stop",
+            None,
+        ),
+    ]
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executescript(STATE_DB_SCHEMA)
+        connection.execute("INSERT INTO schema_version VALUES (6)")
+        connection.executemany(
+            "INSERT INTO sessions (id, source, model, system_prompt, started_at, title)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            sessions,
+        )
+        connection.executemany(
+            "INSERT INTO messages (session_id, role, content, tool_call_id, tool_calls, tool_name, timestamp,"
+            " finish_reason, reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            messages,
+        )
+        connection.commit()
+    return path
+
+
+def test_state_database(tmp_path: Path) -> None:
+    path = make_state_db(tmp_path / "state.db")
+    found = detect(path)
+    assert found.reader is not None
+    assert found.reader.format == "hermes_db"
+    messages = read(path)
+    a, b = "20260301_080000_aaaaaa", "20260302_090000_bbbbbb"
+    assert_frame_equal(
+        messages.select(COLUMNS),
+        frame(
+            [
+                (0, a, "hermes-4-405b", 0, "user", True, "How full is the disk?", False, None),
+                (0, a, "hermes-4-405b", 1, "assistant", False, None, True, "terminal"),
+                (0, a, "hermes-4-405b", 2, "tool", False, "/dev/sda1 91%", False, "terminal"),
+                (0, a, "hermes-4-405b", 3, "assistant", False, "The disk is 91% full.", False, None),
+                (0, a, "hermes-4-405b", 4, "user", False, REVIEW, False, None),
+                (0, a, "hermes-4-405b", 5, "assistant", False, "Noted the disk usage.", False, None),
+                (1, b, "claude-sonnet-4", 0, "user", True, "What is 2+2?", False, None),
+                (1, b, "claude-sonnet-4", 1, "assistant", False, "4.", False, None),
+            ]
+        ),
+    )
+    assert messages["line"].null_count() == messages.height
+    assert messages["timestamp"][0] == datetime.fromtimestamp(1772352001.0, tz=UTC)
+    assert messages["format"].unique().to_list() == ["hermes_db"]
+    assert pairs_of(path) == [("How full is the disk?", "The disk is 91% full."), ("What is 2+2?", "4.")]
+
+
+def test_malformed_tool_calls_in_the_database_do_not_fail_the_read(tmp_path: Path) -> None:
+    path = make_state_db(tmp_path / "state.db")
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            'UPDATE messages SET tool_calls = \'[{"function": {"na\' WHERE tool_calls IS NOT NULL'
+        )
+        connection.commit()
+    messages = read(path)
+    assert messages.height == 8
+    # the call-only turn cannot be told apart from an empty message any more: still no response
+    assert messages.filter(pl.col("turn") == 1)["text"].to_list() == [None, "4."]
+    assert pairs_of(path) == [("How full is the disk?", "The disk is 91% full."), ("What is 2+2?", "4.")]
+
+
+def test_empty_state_database(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executescript(STATE_DB_SCHEMA)
+    assert read(path).is_empty()
+
+
+def test_corrupt_state_database_is_damaged_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+    found = detect(path)
+    assert found.reader is None
+    assert found.damaged is not None
+    stats, pairs = run([path], PairRules(min_ratio=0, min_words=1), None)
+    assert stats.damaged_files == 1
+    assert pairs == []
+
+
+# --- hermes_export ----------------------------------------------------------------
+
+
+def test_export_lines(tmp_path: Path) -> None:
+    row = {
+        "source": "cli",
+        "model": "hermes-4",
+        "started_at": 1772352000.0,
+        "title": None,
+        "end_reason": None,
+    }
+    call = {"id": "c1", "type": "function", "function": {"name": "web_search", "arguments": "{}"}}
+    first = {
+        **row,
+        "id": "20260301_080000_aaaaaa",
+        "messages": [
+            {"id": 1, "session_id": "20260301_080000_aaaaaa", "role": "user", "content": "Find the docs",
+             "tool_calls": None, "timestamp": 1772352001.0},
+            {"id": 2, "session_id": "20260301_080000_aaaaaa", "role": "assistant", "content": None,
+             "tool_calls": json.dumps([call]), "reasoning": "search", "timestamp": 1772352002.0},
+            {"id": 3, "session_id": "20260301_080000_aaaaaa", "role": "tool", "content": "https://docs",
+             "tool_call_id": "c1", "tool_name": "web_search", "timestamp": 1772352003.0},
+            {"id": 4, "session_id": "20260301_080000_aaaaaa", "role": "assistant",
+             "content": "The docs are at https://docs.", "timestamp": 1772352004.0},
+        ],
+    }  # fmt: skip
+    second = {
+        **row,
+        "id": "20260302_090000_bbbbbb",
+        "model": None,
+        "messages": [
+            {"role": "user", "content": "Again", "timestamp": 1772442001.0},
+            {"role": "assistant", "content": None, "tool_calls": [call], "timestamp": 1772442002.0},
+            {"role": "assistant", "content": "Done again.", "timestamp": 1772442003.0},
+        ],
+    }
+    path = write_lines(tmp_path / "out.jsonl", [first, second])
+    found = detect(path)
+    assert found.reader is not None
+    assert found.reader.format == "hermes_export"
+    assert found.reader.line_per_conversation
+    a, b = "20260301_080000_aaaaaa", "20260302_090000_bbbbbb"
+    assert_frame_equal(
+        read(path).select(COLUMNS),
+        frame(
+            [
+                (1, a, "hermes-4", 0, "user", True, "Find the docs", False, None),
+                (1, a, "hermes-4", 1, "assistant", False, None, True, "web_search"),
+                (1, a, "hermes-4", 2, "tool", False, "https://docs", False, "web_search"),
+                (1, a, "hermes-4", 3, "assistant", False, "The docs are at https://docs.", False, None),
+                (2, b, None, 0, "user", True, "Again", False, None),
+                (2, b, None, 1, "assistant", False, None, True, "web_search"),
+                (2, b, None, 2, "assistant", False, "Done again.", False, None),
+            ]
+        ),
+    )
+    assert pairs_of(path) == [("Find the docs", "The docs are at https://docs."), ("Again", "Done again.")]
+
+
+# --- sniffing ---------------------------------------------------------------------
+
+
+def test_sniffing() -> None:
+    message = {"role": "user", "content": "q"}
+    assert hermes.sniff_session({"session_id": "s", "messages": [message]})
+    assert not hermes.sniff_session({"messages": [message]})  # plain OpenAI messages
+    assert not hermes.sniff_session({"sessionId": "s", "messages": [{"type": "user", "content": "q"}]})
+    assert hermes.sniff_export([{"id": "s", "source": "cli", "started_at": 1.0, "messages": [message]}])
+    assert not hermes.sniff_export([{"id": "s", "messages": [message]}])
+    assert hermes.sniff_gateway([{"role": "session_meta", "model": "m"}, message])
+    assert not hermes.sniff_gateway([{"role": "session_meta", "model": "m"}])
+    assert not hermes.sniff_gateway([{"messages": [message]}])
+    assert not hermes.sniff_gateway([{"type": "user", "message": message}])  # Claude Code
+    assert hermes.sniff_db({"sessions", "messages", "messages_fts", "schema_version"})
+    assert not hermes.sniff_db({"sessions", "messages"})
