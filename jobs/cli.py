@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -23,10 +24,19 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from jobs.discover import InputError, find_session_files
-from jobs.outputs import Outputs
+from jobs.outputs import Outputs, scan_output
 from jobs.pairs_job import PairRules, RunStats, run
+from transforms.analytics import (
+    DEFAULT_SWEEP_RATIOS,
+    DEFAULT_SWEEP_WORDS,
+    quantiles,
+    reasons,
+    threshold_sweep,
+)
 from transforms.pairs import RESPONSE_MODES
 from transforms.readers import format_names
+
+PARTITION_COLUMNS = (None, "model")
 
 app = typer.Typer(
     name="compound",
@@ -72,6 +82,15 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
         str | None,
         typer.Option("--format", help="Read every input as this layout instead of detecting it per file."),
     ] = None,
+    emit_messages: Annotated[
+        bool, typer.Option("--emit-messages", help="Also write messages.parquet, the message table itself.")
+    ] = False,
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            "--partition-by", help="Write the Parquet outputs as Hive-partitioned directories by: model."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the stats and three sample pairs; write nothing.")
     ] = False,
@@ -79,6 +98,10 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     """Harvest terse prompt -> rich response pairs from session transcripts."""
     if responses not in RESPONSE_MODES:
         raise typer.BadParameter(f"must be one of {', '.join(RESPONSE_MODES)}", param_hint="'--responses'")
+    if partition_by not in PARTITION_COLUMNS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(map(str, PARTITION_COLUMNS[1:]))}", param_hint="'--partition-by'"
+        )
     if format_ is not None and format_ not in format_names():
         raise typer.BadParameter(f"must be one of {', '.join(format_names())}", param_hint="'--format'")
     try:
@@ -110,7 +133,7 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
         if dry_run:
             stats, samples = run(files, rules, None, forced_format=format_, on_batch=advance, sample_size=3)
         else:
-            with Outputs(out) as outputs:
+            with Outputs(out, emit_messages=emit_messages, partition_by=partition_by) as outputs:
                 stats, samples = run(files, rules, outputs, forced_format=format_, on_batch=advance)
                 outputs.commit(stats.as_dict())
     if dry_run:
@@ -170,6 +193,68 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
         if len(unrecognized) > 20:
             listed.add_row(f"... and {len(unrecognized) - 20} more", "")
         console.print(listed)
+
+
+def _parse_grid(text: str, kind: type[float] | type[int], option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(sorted({kind(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=option
+        ) from None
+    if not values or min(values) < 0:
+        raise typer.BadParameter(f"expected non-negative numbers, got {text!r}", param_hint=option)
+    return values
+
+
+@app.command()
+def stats(
+    out_dir: Annotated[Path, typer.Argument(help="A `compound pairs` output directory.")],
+    ratios: Annotated[
+        str, typer.Option("--ratios", help="min_ratio values of the threshold sweep, comma-separated.")
+    ] = ",".join(map(str, DEFAULT_SWEEP_RATIOS)),
+    words: Annotated[
+        str, typer.Option("--words", help="min_words values of the threshold sweep, comma-separated.")
+    ] = ",".join(map(str, DEFAULT_SWEEP_WORDS)),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the same as one JSON object.")] = False,
+) -> None:
+    """Distributions and a threshold sweep, from a run's outputs alone (no session is re-read)."""
+    min_ratios = _parse_grid(ratios, float, "'--ratios'")
+    min_words = tuple(int(w) for w in _parse_grid(words, int, "'--words'"))
+    try:
+        candidates = scan_output(out_dir, "candidates")
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint="'OUT_DIR'") from None
+    report = {
+        "quantiles": quantiles(candidates),
+        "reasons": reasons(candidates),
+        "sweep": threshold_sweep(candidates, min_ratios, min_words),
+    }
+    if as_json:
+        print(json.dumps({name: frame.to_dicts() for name, frame in report.items()}, indent=2))
+        return
+    console = Console()
+    console.print(_frame_table("quantiles (kept pairs and all candidates)", report["quantiles"]))
+    console.print(_frame_table("candidates by outcome", report["reasons"]))
+    sweep = report["sweep"].pivot(on="min_words", index="min_ratio", values="pairs")
+    console.print(_frame_table("pairs kept at min_ratio (rows) x min_words (columns)", sweep))
+
+
+def _frame_table(title: str, frame: pl.DataFrame) -> Table:
+    table = Table(title=title)
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="left" if dtype == pl.String else "right")
+    for row in frame.iter_rows():
+        table.add_row(*(_cell(value) for value in row))
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def main() -> None:

@@ -1,4 +1,11 @@
-"""Output files, written under temporary names and renamed into place at the end."""
+"""Output files, written under temporary names and renamed into place at the end.
+
+Parquet outputs are zstd-compressed, with row groups of at most ``ROW_GROUP_ROWS`` rows
+(fewer only at the end of a file): batches are buffered until a row group is full, or
+until ``ROW_GROUP_BYTES`` of data wait, so memory stays bounded. With ``partition_by``
+each Parquet output is a directory in Hive layout (``pairs/model=<value>/part-0.parquet``),
+one file per value, each written as its rows arrive.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,18 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 PAIRS_JSONL = "pairs.jsonl"
-PAIRS_PARQUET = "pairs.parquet"
 STATS_JSON = "stats.json"
 QUARANTINE_JSONL = "quarantine.jsonl"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+ROW_GROUP_ROWS = 128 * 1024
+ROW_GROUP_BYTES = 64 * 1024 * 1024
 
 #: The fields of a training pair, in the reference's order.
 JSONL_FIELDS = ("terse", "rich", "source", "model")
@@ -28,45 +38,175 @@ PAIRS_SCHEMA = pa.schema(
         ("rich", pa.large_string()),
         ("source", pa.string()),
         ("model", pa.string()),
+        ("format", pa.string()),
         ("prompt_words", pa.int64()),
         ("response_words", pa.int64()),
         ("ratio", pa.float64()),
         ("file", pa.string()),
         ("line", pa.int64()),
+        ("conversation", pa.int64()),
         ("turn", pa.int32()),
+        ("timestamp", pa.timestamp("us", "UTC")),
     ]
 )
-PARQUET_ROW_GROUP_ROWS = 64 * 1024
+
+CANDIDATES_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("kept", pa.bool_()),
+        ("reject_reason", pa.string()),
+        ("failed", pa.list_(pa.string())),
+        ("format", pa.string()),
+        ("session_id", pa.string()),
+        ("model", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("conversation", pa.int64()),
+        ("turn", pa.int32()),
+        ("prompt_turn", pa.int32()),
+        ("role", pa.string()),
+        ("role_raw", pa.string()),
+        ("timestamp", pa.timestamp("us", "UTC")),
+        ("has_tool_calls", pa.bool_()),
+        ("prompt_words", pa.int64()),
+        ("response_words", pa.int64()),
+        ("prompt_chars", pa.int64()),
+        ("response_chars", pa.int64()),
+        ("ratio", pa.float64()),
+        ("code_fences", pa.int64()),
+        ("dedup_key", pa.uint64()),
+        ("prompt_head", pa.string()),
+        ("response_head", pa.string()),
+    ]
+)
+
+MESSAGES_SCHEMA = pa.schema(
+    [
+        ("file_index", pa.int32()),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("conversation", pa.int64()),
+        ("format", pa.string()),
+        ("session_id", pa.string()),
+        ("model", pa.string()),
+        ("turn", pa.int32()),
+        ("role", pa.string()),
+        ("role_raw", pa.string()),
+        ("typed", pa.bool_()),
+        ("text", pa.large_string()),
+        ("has_tool_calls", pa.bool_()),
+        ("tool_name", pa.string()),
+        ("timestamp", pa.timestamp("us", "UTC")),
+    ]
+)
+
+#: Parquet outputs: name -> schema. ``messages`` only with ``--emit-messages``.
+PARQUET_OUTPUTS = {"pairs": PAIRS_SCHEMA, "candidates": CANDIDATES_SCHEMA, "messages": MESSAGES_SCHEMA}
+
+
+class _ParquetSink:
+    """One Parquet output (a file, or a Hive directory of files), buffered into full row groups."""
+
+    def __init__(self, path: Path, schema: pa.Schema, partition_by: str | None) -> None:
+        self.path = path
+        self.schema = schema
+        self.partition_by = partition_by
+        self._file_schema = schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
+        self._writers: dict[str | None, pq.ParquetWriter] = {}
+        self._pending: dict[str | None, list[pa.Table]] = {}
+        if partition_by is None:
+            self._writer(None)  # an empty run still leaves a readable file
+
+    def _writer(self, value: str | None) -> pq.ParquetWriter:
+        if value not in self._writers:
+            if self.partition_by is None:
+                target = self.path
+            else:
+                segment = HIVE_NULL if value is None else quote(value, safe="")
+                target = self.path / f"{self.partition_by}={segment}" / "part-0.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+            self._writers[value] = pq.ParquetWriter(target, self._file_schema, compression="zstd")
+        return self._writers[value]
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        table = frame.select(self.schema.names).to_arrow().cast(self.schema)
+        if self.partition_by is None:
+            self._add(None, table)
+            return
+        for (value,), part in (
+            frame.select(self.schema.names)
+            .partition_by(self.partition_by, as_dict=True, maintain_order=True)
+            .items()
+        ):
+            part_table = part.to_arrow().cast(self.schema).drop_columns([self.partition_by])
+            self._add(None if value is None else str(value), part_table)
+
+    def _add(self, value: str | None, table: pa.Table) -> None:
+        pending = self._pending.setdefault(value, [])
+        pending.append(table)
+        rows = sum(t.num_rows for t in pending)
+        if rows >= ROW_GROUP_ROWS or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
+            self._flush(value)
+
+    def _flush(self, value: str | None) -> None:
+        pending = self._pending.pop(value, [])
+        if pending:
+            table = pa.concat_tables(pending).combine_chunks()
+            self._writer(value).write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+    def close(self) -> None:
+        for value in list(self._pending):
+            self._flush(value)
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
 
 
 class Outputs:
     """Writes one run's outputs into a scratch folder inside ``out_dir``; ``commit`` moves
-    each into place with an atomic rename. Leaving the context without a commit removes
-    the scratch folder and leaves the previous outputs as they were."""
+    each into place with a rename. Leaving the context without a commit removes the
+    scratch folder and leaves the previous outputs as they were."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(
+        self, out_dir: Path, *, emit_messages: bool = False, partition_by: str | None = None
+    ) -> None:
         self.out_dir = out_dir
+        self.emit_messages = emit_messages
+        self.partition_by = partition_by
         self._scratch: Path | None = None
         self._jsonl: IO[bytes] | None = None
         self._quarantine: IO[bytes] | None = None
-        self._parquet: pq.ParquetWriter | None = None
+        self._sinks: dict[str, _ParquetSink] = {}
+
+    def parquet_name(self, name: str) -> str:
+        """``pairs.parquet``, or the directory ``pairs`` when partitioned."""
+        return name if self.partition_by else f"{name}.parquet"
 
     def __enter__(self) -> Outputs:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._scratch = Path(tempfile.mkdtemp(prefix=".compound-", dir=self.out_dir))
         self._jsonl = (self._scratch / PAIRS_JSONL).open("wb")
         self._quarantine = (self._scratch / QUARANTINE_JSONL).open("wb")
-        self._parquet = pq.ParquetWriter(self._scratch / PAIRS_PARQUET, PAIRS_SCHEMA, compression="zstd")
+        for name, schema in PARQUET_OUTPUTS.items():
+            if name != "messages" or self.emit_messages:
+                path = self._scratch / self.parquet_name(name)
+                self._sinks[name] = _ParquetSink(path, schema, self.partition_by)
         return self
 
     def write_pairs(self, pairs: pl.DataFrame) -> None:
         assert self._jsonl is not None
-        assert self._parquet is not None
-        if pairs.is_empty():
-            return
-        pairs.select(JSONL_FIELDS).write_ndjson(self._jsonl)
-        table = pairs.select(PAIRS_SCHEMA.names).to_arrow().cast(PAIRS_SCHEMA)
-        self._parquet.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
+        if not pairs.is_empty():
+            pairs.select(JSONL_FIELDS).write_ndjson(self._jsonl)
+        self._sinks["pairs"].write(pairs)
+
+    def write_candidates(self, candidates: pl.DataFrame) -> None:
+        self._sinks["candidates"].write(candidates)
+
+    def write_messages(self, messages: pl.DataFrame) -> None:
+        if "messages" in self._sinks:
+            self._sinks["messages"].write(messages)
 
     def write_quarantine(self, rows: pl.DataFrame) -> None:
         assert self._quarantine is not None
@@ -74,21 +214,42 @@ class Outputs:
             rows.write_ndjson(self._quarantine)
 
     def commit(self, stats: dict[str, Any]) -> None:
-        """Close every file and rename it over the previous output."""
+        """Close every file and rename it over the previous output.
+
+        A partitioned output is a directory: the previous one is renamed aside first and
+        removed once the new one is in place.
+        """
         assert self._scratch is not None
         self._close()
         (self._scratch / STATS_JSON).write_text(json.dumps(stats, indent=2) + "\n")
-        for name in (PAIRS_JSONL, PAIRS_PARQUET, QUARANTINE_JSONL, STATS_JSON):
-            (self._scratch / name).replace(self.out_dir / name)
+        names = [
+            PAIRS_JSONL,
+            QUARANTINE_JSONL,
+            *(self.parquet_name(name) for name in self._sinks),
+            STATS_JSON,
+        ]
+        for name in names:
+            source, target = self._scratch / name, self.out_dir / name
+            if source.is_dir() and target.exists():
+                target.rename(self._scratch / f"{name}.previous")
+            source.replace(target)
+        # outputs of an earlier run this one did not write (the other layout, or messages
+        # without --emit-messages) would read as this run's
+        for name in PARQUET_OUTPUTS:
+            for stale in (self.out_dir / name, self.out_dir / f"{name}.parquet"):
+                if stale.name not in names and stale.exists():
+                    if stale.is_dir():
+                        shutil.rmtree(stale)
+                    else:
+                        stale.unlink()
 
     def _close(self) -> None:
         for handle in (self._jsonl, self._quarantine):
             if handle is not None:
                 handle.close()
-        if self._parquet is not None:
-            self._parquet.close()
+        for sink in self._sinks.values():
+            sink.close()
         self._jsonl = self._quarantine = None
-        self._parquet = None
 
     def __exit__(
         self,
@@ -99,3 +260,17 @@ class Outputs:
         self._close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:
+    """A Parquet output of a run (``pairs``, ``candidates`` or ``messages``), partitioned or not."""
+    from jobs.discover import InputError  # noqa: PLC0415  (discover imports the readers)
+
+    single, directory = out_dir / f"{name}.parquet", out_dir / name
+    if single.is_file():
+        return pl.scan_parquet(single)
+    if directory.is_dir():
+        return pl.scan_parquet(directory / "**" / "*.parquet", hive_partitioning=True)
+    raise InputError(
+        f"no {name}.parquet (or {name}/ directory) in {out_dir}: run `compound pairs --out {out_dir}` first"
+    )

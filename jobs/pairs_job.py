@@ -7,7 +7,7 @@ few running sums cross from one batch to the next.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from transforms.pairs import (
     DEDUP_PREFIX_CHARS,
     FILTER_ORDER,
     candidates,
+    ledger,
     mark_duplicates,
-    pair_metrics,
     session_key,
 )
 
@@ -66,6 +66,7 @@ class RunStats:
     formats: dict[str, FormatStats] = field(default_factory=dict)
     unrecognized_files: list[dict[str, str]] = field(default_factory=list)
     damaged_files: int = 0
+    rules: dict[str, Any] = field(default_factory=dict)  # the options the run was made with
 
     def add_file(self, found: Detected) -> None:
         if found.reader is not None:
@@ -94,14 +95,15 @@ class RunStats:
             "rejected": dict(self.rejected),
             "formats": {name: vars(figures) for name, figures in sorted(self.formats.items())},
             "unrecognized_files": self.unrecognized_files,
+            "rules": self.rules,
         }
 
 
 def pair_id() -> pl.Expr:
-    """A stable id: the reference's content hash (sha256 of the prompt and the response's
-    head, first 16 hex digits), the same in every polars version."""
+    """A stable id of a kept pair: the reference's content hash (sha256 of the prompt and
+    the response's head, first 16 hex digits), the same in every polars version."""
     content = plh.concat_str(pl.col("terse"), pl.col("rich").str.slice(0, DEDUP_PREFIX_CHARS))
-    return content.chash.sha2_256().str.head(16).alias("pair_id")
+    return pl.when(pl.col("kept")).then(content.chash.sha2_256().str.head(16)).alias("pair_id")
 
 
 def _sequential_sum(start: float, values: pl.Series) -> float:
@@ -133,7 +135,7 @@ def run(
     Each file's layout is detected from its content unless ``forced_format`` names one.
     Returns the stats and the first ``sample_size`` pairs.
     """
-    stats = RunStats(files_scanned=len(files))
+    stats = RunStats(files_scanned=len(files), rules=asdict(rules) | {"format": forced_format})
     seen_keys = pl.Series("dedup_key", [], dtype=pl.UInt64)
     samples: list[dict[str, Any]] = []
 
@@ -152,18 +154,22 @@ def run(
         messages = read.messages.lazy()
         if rules.strip_think:
             messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
-        marked = mark_duplicates(
-            candidates(
-                messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
-            ),
-            seen_keys,
-        ).collect()
-        kept = (
-            marked.filter(pl.col("reject_reason").is_null())
-            .with_columns(*pair_metrics())
+        marked = (
+            ledger(
+                mark_duplicates(
+                    candidates(
+                        messages,
+                        min_ratio=rules.min_ratio,
+                        min_words=rules.min_words,
+                        responses=rules.responses,
+                    ),
+                    seen_keys,
+                )
+            )
             .with_columns(pair_id())
-            .rename({"session_id": "source"})
+            .collect()
         )
+        kept = marked.filter(pl.col("kept")).rename({"session_id": "source"})
         seen_keys = pl.concat([seen_keys, kept["dedup_key"]])
 
         reasons = marked["reject_reason"].value_counts()
@@ -192,6 +198,8 @@ def run(
             samples.extend(kept.head(sample_size - len(samples)).to_dicts())
         if outputs is not None:
             outputs.write_pairs(kept)
+            outputs.write_candidates(marked)
+            outputs.write_messages(read.messages if not rules.strip_think else messages.collect())
             outputs.write_quarantine(read.quarantine)
         if on_batch is not None:
             on_batch(sum(piece.ends_file for piece in batch), sum(piece.size for piece in batch))

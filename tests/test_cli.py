@@ -31,6 +31,7 @@ def compound(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(tmp_path)) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "candidates.parquet",
         "pairs.jsonl",
         "pairs.parquet",
         "quarantine.jsonl",
@@ -47,8 +48,8 @@ def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
     parquet = pl.read_parquet(tmp_path / "pairs.parquet")
     assert parquet.columns == [
-        "pair_id", "terse", "rich", "source", "model", "prompt_words", "response_words", "ratio",
-        "file", "line", "turn",
+        "pair_id", "terse", "rich", "source", "model", "format", "prompt_words", "response_words", "ratio",
+        "file", "line", "conversation", "turn", "timestamp",
     ]  # fmt: skip
     assert parquet.select("terse", "rich", "source", "model").to_dicts() == records
     assert parquet["pair_id"].is_unique().all()

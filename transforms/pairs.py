@@ -180,7 +180,7 @@ def mark_duplicates(candidates: pl.LazyFrame, seen_keys: pl.Series) -> pl.LazyFr
             py_strip(pl.col("prompt")).alias("terse"),
             py_strip(pl.col("response")).alias("rich"),
         )
-        .with_columns(pl.when(passes).then(dedup_key(pl.col("terse"), pl.col("rich"))).alias("dedup_key"))
+        .with_columns(dedup_key(pl.col("terse"), pl.col("rich")).alias("dedup_key"))
         .with_columns(
             (passes & (~key.is_first_distinct() | key.is_in(seen_keys.implode()))).alias("duplicate")
         )
@@ -198,3 +198,32 @@ def pair_metrics() -> list[pl.Expr]:
     return [
         py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")).alias("ratio"),
     ]
+
+
+#: The filters whose outcome depends on ``--min-ratio`` / ``--min-words``.
+THRESHOLD_FILTERS = ("short_response", "low_ratio")
+LEDGER_HEAD_CHARS = 200
+
+
+def ledger(marked: pl.LazyFrame) -> pl.LazyFrame:
+    """Every candidate with its metrics, the first reason it was rejected for and every
+    filter it fails (``failed``); ``kept`` rows are the pairs."""
+    has_ratio = (pl.col("prompt_words") > 0) & (pl.col("response_words") > 0)
+    return marked.with_columns(
+        pl.col("reject_reason").is_null().alias("kept"),
+        pl.concat_list([pl.when(pl.col(name)).then(pl.lit(name)) for name in FILTER_ORDER])
+        .list.drop_nulls()
+        .alias("failed"),
+        pl.col("prompt").str.len_chars().fill_null(0).cast(pl.Int64).alias("prompt_chars"),
+        pl.col("response").str.len_chars().fill_null(0).cast(pl.Int64).alias("response_chars"),
+        pl.when(has_ratio)
+        .then(py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")))
+        .alias("ratio"),
+        pl.col("response")
+        .str.count_matches("```", literal=True)
+        .fill_null(0)
+        .cast(pl.Int64)
+        .alias("code_fences"),
+        pl.col("prompt").str.slice(0, LEDGER_HEAD_CHARS).alias("prompt_head"),
+        pl.col("response").str.slice(0, LEDGER_HEAD_CHARS).alias("response_head"),
+    )
