@@ -3,12 +3,15 @@
 
 Generated sessions come from ../shared/bench/gen_archive.py (seeded, so the output is
 the same every time); edge-cases/edge.jsonl is written here, one session per filter and
-one malformed line per kind of damage, with CRLF endings and blank lines. The archive is
-committed; this script is only needed to change it.
+one malformed line per kind of damage, with CRLF endings and blank lines; agents/ holds
+small real transcripts of other layouts, copied from ../shared/realdata with their
+provenance (one of them gzip-compressed). The archive is committed; this script is only
+needed to change it.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -18,6 +21,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ARCHIVE = HERE / "archive"
 GENERATOR = HERE.parents[1] / "shared" / "bench" / "gen_archive.py"
+REALDATA = HERE.parents[1] / "shared" / "realdata"
+#: realdata sample -> where it goes under agents/ (a .gz name is written compressed)
+AGENT_SAMPLES = {
+    "claude_code/claude-code-transcripts__sample_session.jsonl": "claude_code/sample_session.jsonl",
+    "codex_rollout/agent-sessions__codex_large.jsonl": "codex/rollout-large.jsonl.gz",
+    "other_agent/openhands__trajs_basic.json": "openhands/basic.json",
+    "other_agent/agent-sessions__hermes_large.json": "hermes/session_large.json",
+    "openai_messages/mini-swe-agent__github_issue.traj.json": "openai/github_issue.traj.json",
+    "openai_messages/swe-agent__marshmallow-1867_function_calling_replace.traj": "openai/marshmallow-1867.traj",
+    "other_agent/agent-sessions__gemini_cli_large.json": "gemini_cli/large.json",
+}
 
 LONG = " ".join(["The answer explains the steps, the reasons and the pitfalls in detail."] * 4)
 
@@ -82,6 +96,21 @@ def edge_lines() -> list[str]:
     return lines
 
 
+def copy_agent_samples() -> None:
+    """The samples, and each one's entry of the realdata provenance, under ``agents/``."""
+    provenance = (REALDATA / "PROVENANCE.md").read_text()
+    entries = {block.split("`", 2)[1]: "### " + block for block in provenance.split("### ")[1:]}
+    notes = ["# Where these transcripts come from", "", "Copied byte for byte from `../shared/realdata`", ""]
+    for source, target in AGENT_SAMPLES.items():
+        data = (REALDATA / source).read_bytes()
+        path = ARCHIVE / "agents" / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(data, mtime=0) if target.endswith(".gz") else data)
+        notes += [f"`{target}` is `{source}`" + (" (gzip-compressed here)" if target.endswith(".gz") else "")]
+        notes += ["", entries[source].strip(), ""]
+    (ARCHIVE / "agents" / "PROVENANCE.md").write_text("\n".join(notes))
+
+
 def main() -> None:
     if ARCHIVE.exists():
         shutil.rmtree(ARCHIVE)
@@ -104,6 +133,7 @@ def main() -> None:
     edge = ARCHIVE / "edge-cases" / "edge.jsonl"
     edge.parent.mkdir()
     edge.write_bytes(("\r\n".join(edge_lines()) + "\r\n").encode())
+    copy_agent_samples()
 
 
 if __name__ == "__main__":

@@ -199,10 +199,13 @@ def test_single_file_matches_reference(
 
 
 def test_example_archive_matches_reference(reference: ModuleType, tmp_path: Path) -> None:
-    """The bundled archive, less the lines on which the reference crashes."""
+    """The bundled archive's ShareGPT files (``agents/`` holds layouts the reference cannot
+    read), less the lines on which the reference crashes."""
     crashing = ('"a JSON array"', '"edge-null-conversations"', '"edge-bad-messages"')
     copy = tmp_path / "archive"
     for path in sorted(EXAMPLE_ARCHIVE.rglob("*.jsonl")):
+        if "agents" in path.relative_to(EXAMPLE_ARCHIVE).parts:
+            continue
         target = copy / path.relative_to(EXAMPLE_ARCHIVE)
         target.parent.mkdir(parents=True, exist_ok=True)
         lines = path.read_bytes().split(b"\n")
