@@ -29,7 +29,9 @@ AGENT_SAMPLES = {
     "other_agent/openhands__trajs_basic.json": "openhands/basic.json",
     "other_agent/agent-sessions__hermes_large.json": "hermes/session_large.json",
     "openai_messages/mini-swe-agent__github_issue.traj.json": "openai/github_issue.traj.json",
-    "openai_messages/swe-agent__marshmallow-1867_function_calling_replace.traj": "openai/marshmallow-1867.traj",
+    "openai_messages/swe-agent__marshmallow-1867_function_calling_replace.traj": (
+        "openai/marshmallow-1867.traj"
+    ),
     "other_agent/agent-sessions__gemini_cli_large.json": "gemini_cli/large.json",
 }
 
