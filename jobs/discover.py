@@ -64,6 +64,12 @@ def find_session_files(inputs: list[Path]) -> list[Path]:
     return found
 
 
+def _is_compressed(path: Path) -> bool:
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    return magic.startswith((GZIP_MAGIC, ZSTD_MAGIC))
+
+
 def open_decompressed(path: Path) -> IO[bytes]:
     """The file's bytes, gunzipped or unzstd-ed when its first bytes say it is compressed."""
     with path.open("rb") as probe:
@@ -222,9 +228,12 @@ def _pieces_of(file_index: int, path: Path, reader: Reader, max_bytes: int) -> I
     if reader.layout == "sqlite":
         yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size)
         return
+    split = reader.line_per_conversation
+    if size <= max_bytes and not _is_compressed(path):  # the common case: one read, no copies
+        yield Piece(file_index, path, reader, 1, path.read_bytes(), ends_file=True, size=size)
+        return
     first_line = 1
     carry = b""
-    split = reader.line_per_conversation
     with open_decompressed(path) as handle:
         while True:
             try:

@@ -26,7 +26,8 @@ STATS_JSON = "stats.json"
 QUARANTINE_JSONL = "quarantine.jsonl"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 ROW_GROUP_ROWS = 128 * 1024
-ROW_GROUP_BYTES = 64 * 1024 * 1024
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+FREE_TEXT_COLUMNS = frozenset({"terse", "rich", "text", "prompt_head", "response_head"})
 
 #: The fields of a training pair, in the reference's order.
 JSONL_FIELDS = ("terse", "rich", "source", "model")
@@ -113,6 +114,7 @@ class _ParquetSink:
         self.partition_by = partition_by
         self._file_schema = schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
         self._writers: dict[str | None, pq.ParquetWriter] = {}
+        self._short_columns = [name for name in self._file_schema.names if name not in FREE_TEXT_COLUMNS]
         self._pending: dict[str | None, list[pa.Table]] = {}
         if partition_by is None:
             self._writer(None)  # an empty run still leaves a readable file
@@ -125,7 +127,15 @@ class _ParquetSink:
                 segment = HIVE_NULL if value is None else quote(value, safe="")
                 target = self.path / f"{self.partition_by}={segment}" / "part-0.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
-            self._writers[value] = pq.ParquetWriter(target, self._file_schema, compression="zstd")
+            self._writers[value] = pq.ParquetWriter(
+                target,
+                self._file_schema,
+                compression="zstd",
+                # free text neither repeats (a dictionary is built, then dropped) nor
+                # sorts usefully (min/max of long strings); short columns get both
+                use_dictionary=self._short_columns,
+                write_statistics=self._short_columns,
+            )
         return self._writers[value]
 
     def write(self, frame: pl.DataFrame) -> None:

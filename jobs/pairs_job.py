@@ -7,14 +7,15 @@ few running sums cross from one batch to the next.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import polars_hash as plh
 
-from jobs.discover import Detected, batches, detect
+from jobs.discover import Detected, Piece, batches, detect
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
 from transforms.pairs import (
@@ -27,6 +28,7 @@ from transforms.pairs import (
 )
 
 DEFAULT_BATCH_BYTES = 24 * 1024 * 1024
+T = TypeVar("T")
 
 
 THINK_BLOCK = r"(?s)<think>.*?</think>"
@@ -38,6 +40,18 @@ class PairRules:
     min_words: int = 20
     responses: str = "each"  # or "final"
     strip_think: bool = False  # drop inline <think>...</think> from message text
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch read and its candidates found: all of it that needs no other batch."""
+
+    pieces: list[Piece]
+    candidates: pl.DataFrame
+    per_format: pl.DataFrame  # format, messages, sessions
+    quarantine: pl.DataFrame
+    skipped_messages: int
+    messages: pl.DataFrame | None  # the message table, when it is written out
 
 
 @dataclass
@@ -67,6 +81,26 @@ class RunStats:
     unrecognized_files: list[dict[str, str]] = field(default_factory=list)
     damaged_files: int = 0
     rules: dict[str, Any] = field(default_factory=dict)  # the options the run was made with
+
+    def add_batch(self, prepared: Prepared, marked: pl.DataFrame, kept: pl.DataFrame) -> None:
+        """Add one batch's figures: its messages, candidates (``marked``) and pairs."""
+        for reason, count in marked["reject_reason"].value_counts().iter_rows():
+            if reason is not None:
+                self.rejected[reason] += count
+        per_format = prepared.per_format.join(kept.group_by("format").len("pairs"), on="format", how="left")
+        for name, message_count, session_count, pair_count in per_format.iter_rows():
+            figures = self.formats.setdefault(name, FormatStats())
+            figures.messages += message_count
+            figures.sessions += session_count
+            figures.pairs += pair_count or 0
+            self.messages += message_count
+            self.sessions += session_count
+        self.skipped_messages += prepared.skipped_messages
+        self.malformed_lines += prepared.quarantine.height
+        self.unique_pairs += kept.height
+        self.prompt_words_total += int(kept["prompt_words"].sum())
+        self.response_words_total += int(kept["response_words"].sum())
+        self.ratio_total = _sequential_sum(self.ratio_total, kept["ratio"])
 
     def add_file(self, found: Detected) -> None:
         if found.reader is not None:
@@ -113,6 +147,28 @@ def _sequential_sum(start: float, values: pl.Series) -> float:
     return float(pl.concat([pl.Series([start], dtype=pl.Float64), values]).cum_sum()[-1])
 
 
+def _read_ahead(
+    executor: ThreadPoolExecutor, prepare: Callable[[list[Piece]], T], batches: Iterator[list[Piece]]
+) -> Iterator[T]:
+    """``prepare(batch)`` for each batch, in order, the next one running while this one is used."""
+    ahead: Future[T] | None = None
+    for batch in batches:
+        submitted = executor.submit(prepare, batch)
+        if ahead is not None:
+            yield ahead.result()
+        ahead = submitted
+    if ahead is not None:
+        yield ahead.result()
+
+
+def _write(outputs: Outputs, kept: pl.DataFrame, marked: pl.DataFrame, prepared: Prepared) -> None:
+    outputs.write_pairs(kept)
+    outputs.write_candidates(marked)
+    if prepared.messages is not None:
+        outputs.write_messages(prepared.messages)
+    outputs.write_quarantine(prepared.quarantine)
+
+
 def _damaged_rows(found: Detected) -> pl.DataFrame:
     return pl.DataFrame(
         {"file": [str(found.path)], "line": [None], "error": [found.damaged], "raw": [""]},
@@ -149,58 +205,52 @@ def run(
                 on_batch(1, path.stat().st_size)
             yield found
 
-    for batch in batches(detected(), batch_bytes):
+    keep_messages = outputs is not None and outputs.emit_messages
+
+    def prepare(batch: list[Piece]) -> Prepared:
+        """What a batch needs no other batch for: its messages' figures and its candidates."""
         read = read_batch(batch)
         messages = read.messages.lazy()
         if rules.strip_think:
             messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
-        marked = (
-            ledger(
-                mark_duplicates(
-                    candidates(
-                        messages,
-                        min_ratio=rules.min_ratio,
-                        min_words=rules.min_words,
-                        responses=rules.responses,
-                    ),
-                    seen_keys,
-                )
-            )
-            .with_columns(pair_id())
-            .collect()
+        found = candidates(
+            messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
+        ).collect()
+        return Prepared(
+            pieces=batch,
+            candidates=found,
+            per_format=read.messages.group_by("format").agg(
+                pl.len().alias("messages"), session_key().n_unique().alias("sessions")
+            ),
+            quarantine=read.quarantine,
+            skipped_messages=read.skipped_messages,
+            messages=messages.collect() if keep_messages else None,
         )
-        kept = marked.filter(pl.col("kept")).rename({"session_id": "source"})
-        seen_keys = pl.concat([seen_keys, kept["dedup_key"]])
 
-        reasons = marked["reject_reason"].value_counts()
-        for reason, count in reasons.iter_rows():
-            if reason is not None:
-                stats.rejected[reason] += count
-        per_format = (
-            read.messages.group_by("format")
-            .agg(pl.len().alias("messages"), session_key().n_unique().alias("sessions"))
-            .join(kept.group_by("format").len("pairs"), on="format", how="left")
-        )
-        for name, message_count, session_count, pair_count in per_format.iter_rows():
-            figures = stats.formats.setdefault(name, FormatStats())
-            figures.messages += message_count
-            figures.sessions += session_count
-            figures.pairs += pair_count or 0
-            stats.messages += message_count
-            stats.sessions += session_count
-        stats.skipped_messages += read.skipped_messages
-        stats.malformed_lines += read.quarantine.height
-        stats.unique_pairs += kept.height
-        stats.prompt_words_total += int(kept["prompt_words"].sum())
-        stats.response_words_total += int(kept["response_words"].sum())
-        stats.ratio_total = _sequential_sum(stats.ratio_total, kept["ratio"])
-        if len(samples) < sample_size:
-            samples.extend(kept.head(sample_size - len(samples)).to_dicts())
-        if outputs is not None:
-            outputs.write_pairs(kept)
-            outputs.write_candidates(marked)
-            outputs.write_messages(read.messages if not rules.strip_think else messages.collect())
-            outputs.write_quarantine(read.quarantine)
-        if on_batch is not None:
-            on_batch(sum(piece.ends_file for piece in batch), sum(piece.size for piece in batch))
+    # Three stages overlap on their own threads: the next batch is read and its candidates
+    # found while this one is deduplicated against the run so far (the only sequential
+    # step), and the previous one is written. polars and pyarrow release the GIL, so
+    # the stages use every core; at most one batch waits in each.
+    with ThreadPoolExecutor(1, "compound-read") as reader, ThreadPoolExecutor(1, "compound-write") as writer:
+        pending_write: Future[None] | None = None
+        for prepared in _read_ahead(reader, prepare, batches(detected(), batch_bytes)):
+            marked = (
+                ledger(mark_duplicates(prepared.candidates.lazy(), seen_keys))
+                .with_columns(pair_id())
+                .collect()
+            )
+            kept = marked.filter(pl.col("kept")).rename({"session_id": "source"})
+            seen_keys = pl.concat([seen_keys, kept["dedup_key"]])
+            stats.add_batch(prepared, marked, kept)
+            if len(samples) < sample_size:
+                samples.extend(kept.head(sample_size - len(samples)).to_dicts())
+            if pending_write is not None:
+                pending_write.result()
+            if outputs is not None:
+                pending_write = writer.submit(_write, outputs, kept, marked, prepared)
+            if on_batch is not None:
+                pieces = prepared.pieces
+                on_batch(sum(piece.ends_file for piece in pieces), sum(piece.size for piece in pieces))
+        if pending_write is not None:
+            pending_write.result()
     return stats, samples

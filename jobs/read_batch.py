@@ -19,7 +19,7 @@ import polars as pl
 
 from jobs.discover import UTF8_BOM, Piece, batches, detect
 from jobs.sharegpt_exact import ExactPath, Quarantine, json_type
-from transforms.lines import split_lines
+from transforms.lines import split_lines, universal_newlines
 from transforms.readers import Reader
 from transforms.schema import MESSAGE_SCHEMA
 
@@ -45,20 +45,24 @@ def _piece_texts(pieces: list[Piece], quarantine: Quarantine) -> pl.Series:
     A piece that is not all UTF-8 is split into lines in Python: its bad lines are
     quarantined and left blank, so that line numbers stay true.
     """
-    raw = pl.Series("content", [piece.data.removeprefix(UTF8_BOM) for piece in pieces], dtype=pl.Binary)
+    raw = pl.Series(
+        "content",
+        [universal_newlines(piece.data.removeprefix(UTF8_BOM)) for piece in pieces],
+        dtype=pl.Binary,
+    )
     try:
         return raw.cast(pl.String)
     except pl.exceptions.ComputeError:
         pass
     texts = []
     for piece in pieces:
+        universal = universal_newlines(piece.data.removeprefix(UTF8_BOM))
         try:
-            texts.append(piece.data.removeprefix(UTF8_BOM).decode("utf-8"))
+            texts.append(universal.decode("utf-8"))
             continue
         except UnicodeDecodeError:
             pass
         lines = []
-        universal = piece.data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         for number, line in enumerate(universal.split(b"\n"), start=piece.first_line):
             try:
                 lines.append(line.decode("utf-8"))
