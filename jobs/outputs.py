@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -188,6 +189,7 @@ class Outputs:
         self._scratch: Path | None = None
         self._jsonl: IO[bytes] | None = None
         self._quarantine: IO[bytes] | None = None
+        self._quarantine_lock = threading.Lock()
         self._sinks: dict[str, _ParquetSink] = {}
 
     def parquet_name(self, name: str) -> str:
@@ -219,9 +221,11 @@ class Outputs:
             self._sinks["messages"].write(messages)
 
     def write_quarantine(self, rows: pl.DataFrame) -> None:
+        """Thread-safe: damaged files are reported as they are found, batches as they are written."""
         assert self._quarantine is not None
         if not rows.is_empty():
-            rows.write_ndjson(self._quarantine)
+            with self._quarantine_lock:
+                rows.write_ndjson(self._quarantine)
 
     def commit(self, stats: dict[str, Any]) -> None:
         """Close every file and rename it over the previous output.

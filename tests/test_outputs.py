@@ -49,11 +49,11 @@ PAIR_COLUMNS = [
 
 @pytest.fixture(scope="module")
 def generated_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 5 MB archive from the benchmark generator, malformed lines and duplicates included."""
+    """A 50 MB archive from the benchmark generator, malformed lines and duplicates included."""
     root = tmp_path_factory.mktemp("generated")
     generator = SHARED / "bench" / "gen_archive.py"
     subprocess.run(
-        [sys.executable, str(generator), str(root), "--mb", "5", "--files", "6", "--seed", "3"], check=True
+        [sys.executable, str(generator), str(root), "--mb", "50", "--files", "6", "--seed", "3"], check=True
     )
     return root
 
