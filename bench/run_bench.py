@@ -1,25 +1,51 @@
 """Benchmark ``compound pairs`` against the reference pair harvester.
 
-For each archive size this script generates a synthetic session archive with
-``../shared/bench/gen_archive.py`` (once: archives are cached in ``--cache``), then runs
-three programs as whole subprocesses, alternating them for ``--runs`` rounds:
+Archives are synthetic session archives from ``../shared/bench/gen_archive.py``, generated
+once and cached in ``--cache`` (one folder per generator setting, e.g.
+``mb1000-files50-seed11-bad0-gzip0``). Three programs run as whole subprocesses:
 
-- reference: ``python session_pair_harvester.py ARCHIVE -o FILE``
-- compound: ``compound pairs ARCHIVE --out DIR`` from the current virtualenv
+- reference: ``python session_pair_harvester.py ARCHIVE -o FILE`` (reads ``*.jsonl`` only)
+- compound: ``compound pairs ARCHIVE --out DIR`` from the current virtualenv, both outputs written
 - parse floor: polars parsing the same files into the session schema and nothing else
 
-It reports the median wall time and median peak RSS of each, the speedup over the
-reference, how far compound is from the parse floor, its peak RSS against the memory
-budget, and whether both programs wrote the same pairs (checked on the first round).
-Every figure is also written to ``<cache>/results.json``.
+Each is timed for its whole-process wall time and the peak RSS that ``wait4`` reports.
+
+Two modes:
+
+The suite (the default, and ``make bench``) measures every target of the issue in one run:
+
+1. the clean 1 GB archive (``--mb 1000 --files 50 --bad-share 0 --seed 11``): reference,
+   compound and parse floor, alternating for ``--runs`` rounds; each round also runs
+   compound on the 1 GB archive with ``--bad-share 0.002``, so the malformed-line cost is
+   measured side by side with the clean runs;
+2. the gzip archive (``--gzip-share 1.0``): compound and parse floor, one run; the
+   reference is not run there, since it reads only ``*.jsonl``;
+3. the 2 GB and 4 GB clean archives: compound only, one run each, for peak RSS.
+
+It ends with one targets table (target, measured figure, limit, PASS/FAIL, or ``report``
+for a figure without a limit), also written to ``<cache>/results.json``. A missed target
+is a figure to report, not an error: it does not change the exit status.
+
+A single-archive run (``--mb``, for quick checks) measures one or more archives of the
+given sizes with the given generator options and prints their reports, without a targets
+table. ``--files``, ``--bad-share`` and ``--gzip-share`` belong to it.
 
 Usage:
-    uv run python bench/run_bench.py                        # 1000 MB, 3 runs
-    uv run python bench/run_bench.py --mb 20 --runs 1       # a quick check
+    uv run python bench/run_bench.py                        # the suite, 3 runs (~5 minutes)
+    uv run python bench/run_bench.py --runs 1               # the suite, 1 run
+    uv run python bench/run_bench.py --mb 20 --runs 1       # one 20 MB archive, a quick check
     uv run python bench/run_bench.py --mb 1000 4000 --skip-reference
+    make bench                                              # the suite (BENCH_RUNS=3)
+    make bench BENCH_MB=20 BENCH_RUNS=1                     # one archive
+    make bench BENCH_ARGS="--mb 20 --runs 1"                # the same
 
-Exit status: 0 when every parity check passed, 1 on a parity mismatch, 2 when an
-argument is bad or the reference or compound fails.
+``--suite-scale F`` (not in ``--help``) multiplies the suite's archive sizes by ``F``, to
+test the harness itself in seconds (``--suite-scale 0.01``: 10, 20 and 40 MB); its figures
+are not the issue's targets.
+
+Exit status: 0 when every parity check passed (whether or not the targets were met), 1 on
+a parity mismatch, 2 when an argument is bad or the reference, compound or the generator
+fails.
 """
 
 from __future__ import annotations
@@ -36,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -54,15 +80,36 @@ RESULTS_FILE = "results.json"
 #: Written into an archive's folder once the generator has finished; a folder without it
 #: is a half-written archive and is generated again. Not ``*.jsonl``, so no program reads it.
 GENERATED_MARKER = "GENERATED.json"
+#: What the reference reads; the archive's size and file count also take the gzip files.
 SESSION_GLOB = "*.jsonl"
 GZIP_SESSION_GLOB = "*.jsonl.gz"
 PAIRS_FILE = "pairs.jsonl"
 
+DEFAULT_SEED = 11
+DEFAULT_RUNS = 3
+DEFAULT_SINGLE_MB = 1000
 RSS_BUDGET_MIB = 1024
 #: The first argument that makes this script the parse-floor child instead of the bench.
 PARSE_FLOOR_COMMAND = "parse-floor"
 STDERR_TAIL_LINES = 15
 PAGE_CACHE_CHUNK_BYTES = 16 * 1024 * 1024
+
+# The suite: sizes at --suite-scale 1, and the issue's limits.
+SUITE_MB = 1000
+SUITE_RSS_MB = (2000, 4000)
+SUITE_BAD_SHARE = 0.002
+SUITE_GZIP_SHARE = 1.0
+#: Runs on the gzip archive and on each RSS archive (the 1 GB archives get --runs).
+SUITE_SINGLE_RUNS = 1
+MIN_SPEEDUP = 6.0
+MAX_OVER_PARSE_FLOOR = 3.0
+MAX_BAD_SHARE_COST = 1.10
+#: "Peak RSS not growing with the archive": the largest archive's peak over the 1 GB peak.
+#: The issue gives no number; this allows for noise, not for growth in proportion.
+MAX_RSS_GROWTH = 1.25
+REFERENCE_JSONL_ONLY = "reference reads only *.jsonl"
+
+PASS, FAIL, REPORT, NOT_MEASURED = "PASS", "FAIL", "report", "n/a"
 
 
 class BenchError(Exception):
@@ -91,6 +138,11 @@ class ArchiveSpec:
             f"--bad-share={self.bad_share}",
             f"--gzip-share={self.gzip_share}",
         ]
+
+
+def default_files(mb: int) -> int:
+    """Files per archive: 20 MB each (50 at 1 GB), at least 10."""
+    return max(10, mb // 20)
 
 
 @dataclass(frozen=True)
@@ -149,12 +201,15 @@ class Parity:
 
 @dataclass
 class ArchiveResult:
+    label: str
     spec: ArchiveSpec
     folder: Path
     session_files: int
+    gzip_files: int
     total_bytes: int
     compound: Timings
     reference: Timings | None
+    reference_note: str | None
     parse_floor: Timings | None
     parse_floor_note: str | None
     parity: Parity | None
@@ -172,13 +227,16 @@ class ArchiveResult:
     def as_dict(self) -> dict[str, Any]:
         speedup, over_floor = self.speedup(), self.over_parse_floor()
         return {
+            "label": self.label,
             "archive": {
                 **asdict(self.spec),
                 "folder": str(self.folder),
                 "session_files": self.session_files,
+                "gzip_files": self.gzip_files,
                 "bytes": self.total_bytes,
             },
             "reference": self.reference.as_dict() if self.reference else None,
+            "reference_note": self.reference_note,
             "compound": self.compound.as_dict(),
             "parse_floor": self.parse_floor.as_dict() if self.parse_floor else None,
             "parse_floor_note": self.parse_floor_note,
@@ -229,9 +287,13 @@ def ensure_archive(spec: ArchiveSpec, cache: Path, generator: Path) -> Path:
     return folder
 
 
-def session_files(folder: Path) -> list[Path]:
-    """The files the reference reads, in its order."""
+def reference_files(folder: Path) -> list[Path]:
+    """The files the reference reads (``*.jsonl`` only), in its order."""
     return sorted(folder.rglob(SESSION_GLOB))
+
+
+def gzip_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob(GZIP_SESSION_GLOB))
 
 
 def warm_page_cache(files: Sequence[Path]) -> None:
@@ -288,13 +350,6 @@ def parse_floor_command(files: Sequence[Path]) -> list[str]:
     return [sys.executable, script, PARSE_FLOOR_COMMAND, *map(str, files)]
 
 
-def print_sample(run: int, runs: int, name: str, sample: Sample) -> None:
-    print(
-        f"  run {run + 1}/{runs}  {name:<12} {sample.wall_s:9.2f} s  {sample.peak_rss_mib:9.1f} MiB",
-        flush=True,
-    )
-
-
 # --- parity -----------------------------------------------------------------------------
 
 
@@ -330,44 +385,72 @@ def same_record(reference_line: str | None, compound_line: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class BenchSettings:
-    runs: int
-    reference: Path | None  # None: --skip-reference
-    work_root: Path
+class Programs:
+    """What runs on one archive besides compound, and why what does not run does not."""
 
-
-def parse_floor_blocker(folder: Path) -> str | None:
-    """Why the parse floor cannot be measured on this archive, or None if it can."""
-    if any(folder.rglob(GZIP_SESSION_GLOB)):
-        return "the archive has gzip files"
-    return None
+    reference: Path | None
+    reference_note: str  # shown when reference is None
+    parse_floor: bool
+    parse_floor_note: str  # shown when parse_floor is False
 
 
 @dataclass
 class ArchiveBench:
     """The runs on one archive, collected round by round in a scratch folder."""
 
+    label: str
     spec: ArchiveSpec
     folder: Path
-    files: list[Path]
-    settings: BenchSettings
+    runs: int
     work: Path
+    reference: Path | None
+    reference_note: str | None  # why the reference does not run; None while it does
     parse_floor_note: str | None  # why the parse floor is not measured; None while it is
     reference_samples: list[Sample] = field(default_factory=list)
     compound_samples: list[Sample] = field(default_factory=list)
     parse_floor_samples: list[Sample] = field(default_factory=list)
     parity: Parity | None = None
 
+    @classmethod
+    def prepare(
+        cls, label: str, spec: ArchiveSpec, folder: Path, *, runs: int, programs: Programs, work_root: Path
+    ) -> ArchiveBench:
+        """The bench of one archive, with its page cache warmed and its scratch folder made."""
+        reference, reference_note = programs.reference, None
+        if reference is None:
+            reference_note = programs.reference_note
+        elif gzip_files(folder):  # it would read only part of the archive
+            reference, reference_note = None, REFERENCE_JSONL_ONLY
+        work = work_root / spec.folder_name
+        work.mkdir()
+        bench = cls(
+            label=label,
+            spec=spec,
+            folder=folder,
+            runs=runs,
+            work=work,
+            reference=reference,
+            reference_note=reference_note,
+            parse_floor_note=None if programs.parse_floor else programs.parse_floor_note,
+        )
+        warm_page_cache(bench.files)
+        return bench
+
+    @property
+    def files(self) -> list[Path]:
+        """Every session file, gzip ones too: what compound and the parse floor read."""
+        return sorted([*reference_files(self.folder), *gzip_files(self.folder)])
+
     def run_round(self, run: int) -> None:
         """Reference, compound, parity (first round only), then the parse floor."""
         reference_file = self.work / f"reference-{run}.jsonl"
         compound_dir = self.work / f"compound-{run}"
-        if self.settings.reference is not None:
-            command = reference_command(self.settings.reference, self.folder, reference_file)
+        if self.reference is not None:
+            command = reference_command(self.reference, self.folder, reference_file)
             self.time_program(run, "reference", self.reference_samples, command)
         command = compound_command(self.folder, compound_dir)
         self.time_program(run, "compound", self.compound_samples, command)
-        if self.settings.reference is not None and self.parity is None:
+        if self.reference is not None and self.parity is None:
             self.parity = compare_pairs(reference_file, compound_dir / PAIRS_FILE)
             print(f"  {self.parity.describe()}", flush=True)
         reference_file.unlink(missing_ok=True)
@@ -375,10 +458,17 @@ class ArchiveBench:
         if self.parse_floor_note is None:
             self.run_parse_floor(run)
 
+    def print_sample(self, run: int, name: str, sample: Sample) -> None:
+        print(
+            f"  run {run + 1}/{self.runs}  {self.label:<16} {name:<12} "
+            f"{sample.wall_s:9.2f} s  {sample.peak_rss_mib:9.1f} MiB",
+            flush=True,
+        )
+
     def time_program(self, run: int, name: str, samples: list[Sample], command: list[str]) -> None:
         sample = run_required(name, command, self.work / f"{name}.stderr")
         samples.append(sample)
-        print_sample(run, self.settings.runs, name, sample)
+        self.print_sample(run, name, sample)
 
     def run_parse_floor(self, run: int) -> None:
         """Time the parse floor; if polars cannot parse the archive, note why and give up."""
@@ -386,7 +476,7 @@ class ArchiveBench:
         floor = run_measured(parse_floor_command(self.files), stderr_log)
         if floor.exit_code == 0:
             self.parse_floor_samples.append(floor.sample)
-            print_sample(run, self.settings.runs, "parse floor", floor.sample)
+            self.print_sample(run, "parse floor", floor.sample)
             return
         last_line = stderr_tail(stderr_log).rpartition("\n")[2]
         self.parse_floor_note = f"polars failed: {last_line}"
@@ -394,36 +484,38 @@ class ArchiveBench:
         print(f"  parse floor: n/a ({self.parse_floor_note})", flush=True)
 
     def result(self) -> ArchiveResult:
+        files = self.files
         return ArchiveResult(
+            label=self.label,
             spec=self.spec,
             folder=self.folder,
-            session_files=len(self.files),
-            total_bytes=sum(path.stat().st_size for path in self.files),
+            session_files=len(files),
+            gzip_files=len(gzip_files(self.folder)),
+            total_bytes=sum(path.stat().st_size for path in files),
             compound=Timings(self.compound_samples),
             reference=Timings(self.reference_samples) if self.reference_samples else None,
+            reference_note=self.reference_note,
             parse_floor=Timings(self.parse_floor_samples) if self.parse_floor_samples else None,
             parse_floor_note=self.parse_floor_note,
             parity=self.parity,
         )
 
 
-def bench_archive(spec: ArchiveSpec, folder: Path, settings: BenchSettings) -> ArchiveResult:
-    """Alternate reference, compound and parse floor for ``settings.runs`` rounds."""
-    files = session_files(folder)
-    warm_page_cache(files)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=settings.work_root) as work:
-        archive_bench = ArchiveBench(spec, folder, files, settings, Path(work), parse_floor_blocker(folder))
-        for run in range(settings.runs):
+def run_rounds(benches: Sequence[ArchiveBench], runs: int) -> None:
+    """``runs`` rounds; each runs every bench's programs once, so they alternate."""
+    for run in range(runs):
+        if len(benches) > 1 and runs > 1:
+            print(f"round {run + 1}/{runs}", flush=True)
+        for archive_bench in benches:
             archive_bench.run_round(run)
-    return archive_bench.result()
 
 
 # --- report -----------------------------------------------------------------------------
 
 
-def format_row(name: str, timings: Timings | None, note: str = "skipped") -> str:
+def format_row(name: str, timings: Timings | None, note: str | None) -> str:
     if timings is None:
-        return f"{name:<12} {'n/a':>14} {'n/a':>22}   ({note})"
+        return f"{name:<12} {'n/a':>14} {'n/a':>22}   ({note or 'skipped'})"
     return f"{name:<12} {timings.median_wall_s:14.2f} {timings.median_peak_rss_mib:22.1f}"
 
 
@@ -431,26 +523,217 @@ def format_ratio(ratio: float | None) -> str:
     return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
+def describe_files(result: ArchiveResult) -> str:
+    if result.gzip_files == 0:
+        return f"{result.session_files} files"
+    if result.gzip_files == result.session_files:
+        return f"{result.session_files} gzip files"
+    return f"{result.session_files} files ({result.gzip_files} gzip)"
+
+
 def print_report(result: ArchiveResult) -> None:
     rss = result.compound.median_peak_rss_mib
     verdict = "within budget" if rss <= RSS_BUDGET_MIB else "OVER BUDGET"
-    floor_note = result.parse_floor_note or "skipped"
+    runs = len(result.compound.samples)
+    if result.parity is not None:
+        parity = result.parity.describe()
+    else:
+        parity = f"parity: not checked ({result.reference_note or 'no reference run'})"
     lines = [
         "",
-        f"== {result.spec.folder_name}: {result.total_bytes / 1e6:,.0f} MB in "
-        f"{result.session_files} files, median of {len(result.compound.samples)} runs ==",
+        f"== {result.label}: {result.spec.folder_name}: {result.total_bytes / 1e6:,.0f} MB in "
+        f"{describe_files(result)}, median of {runs} run{'s' if runs > 1 else ''} ==",
         f"{'program':<12} {'wall s':>14} {'peak RSS MiB':>22}",
-        format_row("reference", result.reference),
-        format_row("compound", result.compound),
-        format_row("parse floor", result.parse_floor, floor_note),
+        format_row("reference", result.reference, result.reference_note),
+        format_row("compound", result.compound, None),
+        format_row("parse floor", result.parse_floor, result.parse_floor_note),
         f"speedup (reference / compound): {format_ratio(result.speedup())}",
         f"compound / parse floor:         {format_ratio(result.over_parse_floor())}",
         f"compound peak RSS:              {rss:.1f} MiB of {RSS_BUDGET_MIB} MiB "
         f"budget ({rss / RSS_BUDGET_MIB:.0%}, {verdict})",
-        result.parity.describe() if result.parity else "parity: skipped (no reference run)",
+        parity,
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+# --- targets ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of the targets table."""
+
+    name: str
+    measured: str
+    limit: str
+    verdict: str  # PASS, FAIL, report (a figure without a limit) or n/a (not measured)
+    value: float | None = None
+
+
+def format_x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def format_mib(value: float) -> str:
+    return f"{value:,.0f} MiB"
+
+
+def format_s(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def limit_target(
+    name: str, value: float | None, limit: float, *, at_least: bool, fmt: Callable[[float], str]
+) -> Target:
+    limit_text = f"{'>=' if at_least else '<='} {fmt(limit)}"
+    if value is None:
+        return Target(name, "n/a", limit_text, NOT_MEASURED)
+    met = value >= limit if at_least else value <= limit
+    return Target(name, fmt(value), limit_text, PASS if met else FAIL, round(value, 4))
+
+
+def report_target(name: str, value: float | None, fmt: Callable[[float], str]) -> Target:
+    if value is None:
+        return Target(name, "n/a", "report", NOT_MEASURED)
+    return Target(name, fmt(value), "report", REPORT, round(value, 4))
+
+
+@dataclass
+class SuiteResults:
+    """The suite's archives, filled in as it goes (a missing one is not measured yet)."""
+
+    clean: ArchiveResult | None = None
+    bad: ArchiveResult | None = None
+    gzip: ArchiveResult | None = None
+    rss: list[ArchiveResult] = field(default_factory=list)
+
+    def archives(self) -> list[ArchiveResult]:
+        found = [self.clean, self.bad, self.gzip, *self.rss]
+        return [result for result in found if result is not None]
+
+
+def ratio(numerator: ArchiveResult | None, denominator: ArchiveResult | None) -> float | None:
+    """Median compound wall time of one archive over another's."""
+    if numerator is None or denominator is None:
+        return None
+    return numerator.compound.median_wall_s / denominator.compound.median_wall_s
+
+
+def suite_targets(suite: SuiteResults, sizes: SuiteSizes) -> list[Target]:
+    clean, bad, gzip = suite.clean, suite.bad, suite.gzip
+    mb = f"{sizes.mb} MB"
+    targets = [
+        limit_target(
+            f"speedup over the reference, {mb}",
+            clean.speedup() if clean else None,
+            MIN_SPEEDUP,
+            at_least=True,
+            fmt=format_x,
+        ),
+        limit_target(
+            f"compound / parse floor, {mb}",
+            clean.over_parse_floor() if clean else None,
+            MAX_OVER_PARSE_FLOOR,
+            at_least=False,
+            fmt=format_x,
+        ),
+        parity_target(f"parity with the reference, {mb}", clean),
+    ]
+    rss_results = [clean, *suite.rss] if clean else suite.rss
+    targets.extend(
+        limit_target(
+            f"compound peak RSS, {result.spec.mb} MB",
+            result.compound.median_peak_rss_mib,
+            RSS_BUDGET_MIB,
+            at_least=False,
+            fmt=format_mib,
+        )
+        for result in rss_results
+    )
+    largest = max(sizes.rss_mb)
+    growth = None
+    if clean and suite.rss and suite.rss[-1].spec.mb == largest:
+        growth = suite.rss[-1].compound.median_peak_rss_mib / clean.compound.median_peak_rss_mib
+    targets.extend(
+        [
+            limit_target(
+                f"peak RSS growth, {sizes.mb} -> {largest} MB",
+                growth,
+                MAX_RSS_GROWTH,
+                at_least=False,
+                fmt=format_x,
+            ),
+            limit_target(
+                f"bad-share {SUITE_BAD_SHARE:g} / clean, compound, {mb}",
+                ratio(bad, clean),
+                MAX_BAD_SHARE_COST,
+                at_least=False,
+                fmt=format_x,
+            ),
+            report_target(
+                f"gzip: compound wall, {mb}", gzip.compound.median_wall_s if gzip else None, format_s
+            ),
+            report_target(
+                f"gzip: compound peak RSS, {mb}",
+                gzip.compound.median_peak_rss_mib if gzip else None,
+                format_mib,
+            ),
+            report_target(f"gzip / clean, compound, {mb}", ratio(gzip, clean), format_x),
+            report_target(
+                f"gzip: compound / parse floor, {mb}", gzip.over_parse_floor() if gzip else None, format_x
+            ),
+        ]
+    )
+    return targets
+
+
+def parity_target(name: str, result: ArchiveResult | None) -> Target:
+    if result is None or result.parity is None:
+        note = result.reference_note if result else None
+        return Target(name, f"n/a ({note})" if note else "n/a", "same pairs", NOT_MEASURED)
+    parity = result.parity
+    if parity.matches:
+        return Target(name, f"OK, {parity.compound_pairs:,} pairs", "same pairs", PASS)
+    measured = f"MISMATCH at line {parity.first_difference_line}"
+    return Target(name, measured, "same pairs", FAIL)
+
+
+def print_targets(targets: Sequence[Target], sizes: SuiteSizes, runs: int) -> None:
+    name_width = max(len("target"), *(len(target.name) for target in targets))
+    measured_width = max(len("measured"), *(len(target.measured) for target in targets))
+    limit_width = max(len("limit"), *(len(target.limit) for target in targets))
+    header = f"== targets: median of {runs} alternating run{'s' if runs > 1 else ''} at {sizes.mb} MB"
+    if sizes.scale != 1:
+        header += f"; SCALED SUITE (--suite-scale {sizes.scale:g}): not the issue's 1/2/4 GB figures"
+    lines = [
+        "",
+        f"{header} ==",
+        f"{'target':<{name_width}}  {'measured':>{measured_width}}  {'limit':<{limit_width}}  verdict",
+    ]
+    lines.extend(
+        f"{target.name:<{name_width}}  {target.measured:>{measured_width}}  "
+        f"{target.limit:<{limit_width}}  {target.verdict}"
+        for target in targets
+    )
+    limited = [target for target in targets if target.verdict in {PASS, FAIL}]
+    missed = [target.name for target in limited if target.verdict == FAIL]
+    unmeasured = [target.name for target in targets if target.verdict == NOT_MEASURED]
+    lines.append("")
+    if missed:
+        lines.append(
+            f"TARGETS MISSED: {len(missed)} of {len(limited)} ({'; '.join(missed)}). "
+            "A missed target is a figure to report, not an error: it does not change the exit status."
+        )
+    else:
+        lines.append(f"all {len(limited)} measured targets met.")
+    if unmeasured:
+        lines.append(f"not measured: {'; '.join(unmeasured)}.")
+    lines.append(f"gzip: no speedup or parity, the reference is not run there ({REFERENCE_JSONL_ONLY}).")
+    print("\n".join(lines), flush=True)
+
+
+# --- results.json -----------------------------------------------------------------------
 
 
 def git_revision() -> dict[str, Any] | None:
@@ -471,7 +754,13 @@ def run_git(git: str, *arguments: str) -> str:
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
 
 
-def write_results(path: Path, results: Sequence[ArchiveResult], runs: int) -> None:
+def write_results(
+    path: Path,
+    results: Sequence[ArchiveResult],
+    runs: int,
+    suite: dict[str, Any] | None = None,
+    targets: Sequence[Target] | None = None,
+) -> None:
     document = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -481,8 +770,11 @@ def write_results(path: Path, results: Sequence[ArchiveResult], runs: int) -> No
             "polars": metadata.version("polars"),
         },
         "git": git_revision(),
+        "mode": "archives" if suite is None else "suite",
+        "suite": suite,
         "runs": runs,
         "rss_budget_mib": RSS_BUDGET_MIB,
+        "targets": None if targets is None else [asdict(target) for target in targets],
         "archives": [result.as_dict() for result in results],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -498,6 +790,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
 def share(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -505,21 +804,38 @@ def share(text: str) -> float:
     return value
 
 
+#: Options that only a single-archive run (``--mb``) takes.
+ARCHIVE_OPTIONS = {"files": "--files", "bad_share": "--bad-share", "gzip_share": "--gzip-share"}
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark `compound pairs` against the reference pair harvester."
+        description="Benchmark `compound pairs` against the reference pair harvester. Without --mb: "
+        "the suite (clean, bad-share and gzip 1 GB archives, 2 and 4 GB for RSS) and its targets "
+        "table; with --mb: the given archives only."
     )
     parser.add_argument(
-        "--mb", type=positive_int, nargs="+", default=[1000], help="archive sizes in MB (default: 1000)"
-    )
-    parser.add_argument("--files", type=positive_int, help="files per archive (default: max(10, mb // 20))")
-    parser.add_argument("--seed", type=int, default=11, help="generator seed (default: 11)")
-    parser.add_argument("--bad-share", type=share, default=0.0, help="share of malformed lines (default: 0)")
-    parser.add_argument(
-        "--gzip-share", type=share, default=0.0, help="share of files written as .jsonl.gz (default: 0)"
+        "--mb",
+        type=positive_int,
+        nargs="+",
+        help="benchmark one archive per size in MB instead of the suite (e.g. --mb 20 for a quick check)",
     )
     parser.add_argument(
-        "--runs", type=positive_int, default=3, help="runs of each program per archive (default: 3)"
+        "--files", type=positive_int, help="with --mb: files per archive (default: max(10, mb // 20))"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default: {DEFAULT_SEED})"
+    )
+    parser.add_argument("--bad-share", type=share, help="with --mb: share of malformed lines (default: 0)")
+    parser.add_argument(
+        "--gzip-share", type=share, help="with --mb: share of files written as .jsonl.gz (default: 0)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=positive_int,
+        default=DEFAULT_RUNS,
+        help=f"runs of each program per archive; in the suite, on the 1 GB archives "
+        f"(default: {DEFAULT_RUNS})",
     )
     parser.add_argument(
         "--cache",
@@ -542,7 +858,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=DEFAULT_REFERENCE,
         help=f"the reference script (default: {DEFAULT_REFERENCE})",
     )
-    return parser.parse_args(argv)
+    # Scales the suite's archive sizes, to test this script in seconds.
+    parser.add_argument("--suite-scale", type=positive_float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.mb is None:
+        given = [option for name, option in ARCHIVE_OPTIONS.items() if getattr(args, name) is not None]
+        if given:
+            parser.error(
+                f"{', '.join(given)}: only with --mb (a single-archive run); the suite picks its own archives"
+            )
+    elif args.suite_scale is not None:
+        parser.error("--suite-scale only applies to the suite, not with --mb")
+    return args
 
 
 def check_programs(args: argparse.Namespace) -> None:
@@ -554,37 +881,170 @@ def check_programs(args: argparse.Namespace) -> None:
             raise BenchError(f"{name} not found at {path}")
 
 
+def reference_programs(args: argparse.Namespace) -> Programs:
+    """Reference, compound and parse floor, unless --skip-reference."""
+    reference = None if args.skip_reference else args.reference.resolve()
+    return Programs(reference, "skipped: --skip-reference", parse_floor=True, parse_floor_note="")
+
+
+def exit_status(results: Sequence[ArchiveResult]) -> int:
+    mismatches = [result for result in results if result.parity is not None and not result.parity.matches]
+    if mismatches:
+        labels = ", ".join(result.label for result in mismatches)
+        print(f"PARITY MISMATCH on {labels}: exit status 1", flush=True)
+        return 1
+    return 0
+
+
+# --- the single-archive run -------------------------------------------------------------
+
+
 def archive_specs(args: argparse.Namespace) -> list[ArchiveSpec]:
     return [
         ArchiveSpec(
             mb=mb,
-            files=args.files or max(10, mb // 20),
+            files=args.files or default_files(mb),
             seed=args.seed,
-            bad_share=args.bad_share,
-            gzip_share=args.gzip_share,
+            bad_share=args.bad_share or 0.0,
+            gzip_share=args.gzip_share or 0.0,
         )
         for mb in args.mb
     ]
+
+
+def bench_archives(args: argparse.Namespace, cache: Path) -> int:
+    """Each archive of ``--mb`` in turn: its programs alternating for ``--runs`` rounds."""
+    programs = reference_programs(args)
+    results: list[ArchiveResult] = []
+    with tempfile.TemporaryDirectory(prefix="run-", dir=cache) as work:
+        for spec in archive_specs(args):
+            folder = ensure_archive(spec, cache, args.generator)
+            archive_bench = ArchiveBench.prepare(
+                f"{spec.mb} MB", spec, folder, runs=args.runs, programs=programs, work_root=Path(work)
+            )
+            run_rounds([archive_bench], args.runs)
+            results.append(archive_bench.result())
+            print_report(results[-1])
+            write_results(cache / RESULTS_FILE, results, args.runs)
+    print(f"results: {cache / RESULTS_FILE}")
+    return exit_status(results)
+
+
+# --- the suite --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteSizes:
+    scale: float
+    mb: int
+    rss_mb: tuple[int, ...]
+
+    @classmethod
+    def scaled(cls, scale: float) -> SuiteSizes:
+        def size(mb: int) -> int:
+            return max(1, round(mb * scale))
+
+        return cls(scale, size(SUITE_MB), tuple(size(mb) for mb in SUITE_RSS_MB))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clean_spec(mb: int, seed: int) -> ArchiveSpec:
+    return ArchiveSpec(mb=mb, files=default_files(mb), seed=seed, bad_share=0.0, gzip_share=0.0)
+
+
+def bench_suite(args: argparse.Namespace, cache: Path) -> int:
+    """The clean and bad-share 1 GB archives alternating, then gzip, then 2 and 4 GB."""
+    sizes = SuiteSizes.scaled(args.suite_scale or 1.0)
+    clean = clean_spec(sizes.mb, args.seed)
+    bad = ArchiveSpec(sizes.mb, clean.files, args.seed, bad_share=SUITE_BAD_SHARE, gzip_share=0.0)
+    gzip = ArchiveSpec(sizes.mb, clean.files, args.seed, bad_share=0.0, gzip_share=SUITE_GZIP_SHARE)
+    rss = [clean_spec(mb, args.seed) for mb in sizes.rss_mb]
+    folders = {spec: ensure_archive(spec, cache, args.generator) for spec in [clean, bad, gzip, *rss]}
+    compound_only = Programs(None, "compound only in the suite", False, "compound only in the suite")
+    gzip_programs = Programs(None, REFERENCE_JSONL_ONLY, parse_floor=True, parse_floor_note="")
+    suite = SuiteResults()
+    suite_info = {
+        **sizes.as_dict(),
+        "single_runs": SUITE_SINGLE_RUNS,
+        "gzip_reference": f"not run: {REFERENCE_JSONL_ONLY}",
+        "max_rss_growth": MAX_RSS_GROWTH,
+    }
+
+    def report(result: ArchiveResult) -> None:
+        print_report(result)
+        targets = suite_targets(suite, sizes)
+        write_results(cache / RESULTS_FILE, suite.archives(), args.runs, suite_info, targets)
+
+    with tempfile.TemporaryDirectory(prefix="run-", dir=cache) as scratch:
+        work = Path(scratch)
+        label = f"{sizes.mb} MB"
+        print(
+            f"\n-- {label} clean (reference, compound, parse floor) and bad-share {SUITE_BAD_SHARE:g} "
+            f"(compound), {args.runs} alternating rounds",
+            flush=True,
+        )
+        clean_bench = ArchiveBench.prepare(
+            f"{label} clean",
+            clean,
+            folders[clean],
+            runs=args.runs,
+            programs=reference_programs(args),
+            work_root=work,
+        )
+        bad_bench = ArchiveBench.prepare(
+            f"{label} bad {SUITE_BAD_SHARE:g}",
+            bad,
+            folders[bad],
+            runs=args.runs,
+            programs=compound_only,
+            work_root=work,
+        )
+        run_rounds([clean_bench, bad_bench], args.runs)
+        suite.clean, suite.bad = clean_bench.result(), bad_bench.result()
+        report(suite.clean)
+        report(suite.bad)
+
+        print(f"-- {label} gzip (compound, parse floor; {REFERENCE_JSONL_ONLY})", flush=True)
+        gzip_bench = ArchiveBench.prepare(
+            f"{label} gzip",
+            gzip,
+            folders[gzip],
+            runs=SUITE_SINGLE_RUNS,
+            programs=gzip_programs,
+            work_root=work,
+        )
+        run_rounds([gzip_bench], SUITE_SINGLE_RUNS)
+        suite.gzip = gzip_bench.result()
+        report(suite.gzip)
+
+        for spec in rss:
+            print(f"-- {spec.mb} MB clean (compound, for peak RSS)", flush=True)
+            rss_bench = ArchiveBench.prepare(
+                f"{spec.mb} MB clean",
+                spec,
+                folders[spec],
+                runs=SUITE_SINGLE_RUNS,
+                programs=compound_only,
+                work_root=work,
+            )
+            run_rounds([rss_bench], SUITE_SINGLE_RUNS)
+            suite.rss.append(rss_bench.result())
+            report(suite.rss[-1])
+
+    print_targets(suite_targets(suite, sizes), sizes, args.runs)
+    print(f"results: {cache / RESULTS_FILE}")
+    return exit_status(suite.archives())
 
 
 def bench(args: argparse.Namespace) -> int:
     check_programs(args)
     cache: Path = args.cache.resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    settings = BenchSettings(
-        runs=args.runs,
-        reference=None if args.skip_reference else args.reference.resolve(),
-        work_root=cache,
-    )
-    results: list[ArchiveResult] = []
-    for spec in archive_specs(args):
-        folder = ensure_archive(spec, cache, args.generator)
-        results.append(bench_archive(spec, folder, settings))
-        print_report(results[-1])
-        write_results(cache / RESULTS_FILE, results, args.runs)
-    print(f"results: {cache / RESULTS_FILE}")
-    mismatches = [r for r in results if r.parity is not None and not r.parity.matches]
-    return 1 if mismatches else 0
+    if args.mb is None:
+        return bench_suite(args, cache)
+    return bench_archives(args, cache)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

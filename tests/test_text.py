@@ -11,9 +11,9 @@ from transforms.text import PY_WHITESPACE, py_round_ratio_2, py_strip, word_coun
 #: Whitespace, and non-whitespace characters whose UTF-8 bytes start like whitespace's
 #: (U+200B and U+2010 share E2 80 with U+2000..U+200A, U+3001 shares E3 80 with U+3000).
 NEAR_SPACES = ["\u200b", "\u2010", "\u202e", "\u2060", "\u3001", "\u00a1", "\u0084", "\u1681", "\u205e"]
-TEXTS = st.lists(
-    st.sampled_from([*PY_WHITESPACE, *NEAR_SPACES, "a", "é", "🚀", "```"]), max_size=40
-).map("".join)
+TEXTS = st.lists(st.sampled_from([*PY_WHITESPACE, *NEAR_SPACES, "a", "é", "🚀", "```"]), max_size=40).map(
+    "".join
+)
 
 
 @given(st.lists(st.one_of(TEXTS, st.none()), max_size=20), st.integers(0, 5))
