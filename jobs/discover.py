@@ -8,9 +8,9 @@ import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
 import zstandard
 
@@ -64,19 +64,23 @@ def find_session_files(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def _is_compressed(path: Path) -> bool:
-    with path.open("rb") as probe:
-        magic = probe.read(4)
-    return magic.startswith((GZIP_MAGIC, ZSTD_MAGIC))
+Compression = Literal["gzip", "zstd"]
 
 
-def open_decompressed(path: Path) -> IO[bytes]:
-    """The file's bytes, gunzipped or unzstd-ed when its first bytes say it is compressed."""
-    with path.open("rb") as probe:
-        magic = probe.read(4)
+def _compression(magic: bytes) -> Compression | None:
+    """What a file's first bytes say it is compressed with."""
     if magic.startswith(GZIP_MAGIC):
-        return cast(IO[bytes], gzip.open(path, "rb"))
+        return "gzip"
     if magic.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def open_decompressed(path: Path, compression: Compression | None) -> IO[bytes]:
+    """The file's bytes, gunzipped or unzstd-ed as ``compression`` says."""
+    if compression == "gzip":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if compression == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
     return path.open("rb")
 
@@ -88,6 +92,7 @@ class Detected:
 
     path: Path
     reader: Reader | None = None
+    compression: Compression | None = None
     unrecognized: str | None = None
     damaged: str | None = None
 
@@ -145,14 +150,15 @@ def _head(stream: IO[bytes]) -> bytes:
 
 
 def detect(path: Path, forced_format: str | None = None) -> Detected:
-    """The layout of one file, from its content (its name only decides nothing)."""
+    """The layout of one file, and its compression, from its content (its name decides nothing)."""
     with path.open("rb") as probe:
         magic = probe.read(len(SQLITE_MAGIC))
     if magic == SQLITE_MAGIC:
         return _detect_sqlite(path, forced_format)
+    compression = _compression(magic)
     try:
-        with open_decompressed(path) as stream:
-            return _detect_json(path, stream, forced_format)
+        with open_decompressed(path, compression) as stream:
+            return replace(_detect_json(path, stream, forced_format), compression=compression)
     except DECOMPRESSION_ERRORS as error:
         return Detected(path, damaged=f"cannot decompress: {error}")
 
@@ -223,18 +229,19 @@ def _read_up_to(handle: IO[bytes], max_bytes: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _pieces_of(file_index: int, path: Path, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    path = found.path
     size = path.stat().st_size
     if reader.layout == "sqlite":
         yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size)
         return
     split = reader.line_per_conversation
-    if size <= max_bytes and not _is_compressed(path):  # the common case: one read, no copies
+    if size <= max_bytes and found.compression is None:  # the common case: one read, no copies
         yield Piece(file_index, path, reader, 1, path.read_bytes(), ends_file=True, size=size)
         return
     first_line = 1
     carry = b""
-    with open_decompressed(path) as handle:
+    with open_decompressed(path, found.compression) as handle:
         while True:
             try:
                 chunk = _read_up_to(handle, max_bytes if split else -1)
@@ -267,7 +274,7 @@ def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece
     for file_index, found in enumerate(detected):
         if found.reader is None:
             continue
-        for piece in _pieces_of(file_index, found.path, found.reader, max_bytes):
+        for piece in _pieces_of(file_index, found, found.reader, max_bytes):
             if batch and size + len(piece.data) > max_bytes:
                 yield batch
                 batch, size = [], 0
