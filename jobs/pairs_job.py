@@ -19,8 +19,8 @@ from jobs.discover import Detected, Piece, batches, detect
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
 from transforms.pairs import (
-    DEDUP_PREFIX_CHARS,
     FILTER_ORDER,
+    HEAD_CHARS,
     candidates,
     ledger,
     mark_duplicates,
@@ -136,8 +136,21 @@ class RunStats:
 def pair_id() -> pl.Expr:
     """A stable id of a kept pair: the reference's content hash (sha256 of the prompt and
     the response's head, first 16 hex digits), the same in every polars version."""
-    content = plh.concat_str(pl.col("terse"), pl.col("rich").str.slice(0, DEDUP_PREFIX_CHARS))
-    return pl.when(pl.col("kept")).then(content.chash.sha2_256().str.head(16)).alias("pair_id")
+    content = plh.concat_str(pl.col("terse"), pl.col("rich").str.slice(0, HEAD_CHARS))
+    return content.chash.sha2_256().str.head(16).alias("pair_id")
+
+
+def split_kept(marked: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ledger with ``pair_id`` on its kept rows, and those rows as pairs.
+
+    The id is hashed on the pairs alone and put back in the ledger by position: a
+    hash under ``when(kept)`` would be computed for every candidate.
+    """
+    kept = marked.filter(pl.col("kept")).with_columns(pair_id())
+    ids = pl.repeat(None, marked.height, dtype=pl.String, eager=True).scatter(
+        marked["kept"].arg_true(), kept["pair_id"]
+    )
+    return marked.with_columns(ids.alias("pair_id")), kept.rename({"session_id": "source"})
 
 
 def _sequential_sum(start: float, values: pl.Series) -> float:
@@ -234,12 +247,9 @@ def run(
     with ThreadPoolExecutor(1, "compound-read") as reader, ThreadPoolExecutor(1, "compound-write") as writer:
         pending_write: Future[None] | None = None
         for prepared in _read_ahead(reader, prepare, batches(detected(), batch_bytes)):
-            marked = (
-                ledger(mark_duplicates(prepared.candidates.lazy(), seen_keys))
-                .with_columns(pair_id())
-                .collect()
+            marked, kept = split_kept(
+                ledger(mark_duplicates(prepared.candidates.lazy(), seen_keys)).collect()
             )
-            kept = marked.filter(pl.col("kept")).rename({"session_id": "source"})
             seen_keys = pl.concat([seen_keys, kept["dedup_key"]])
             stats.add_batch(prepared, marked, kept)
             if len(samples) < sample_size:

@@ -18,10 +18,11 @@ from pathlib import Path
 import polars as pl
 
 from jobs.discover import UTF8_BOM, Piece, batches, detect
+from jobs.lines import Content, raw_lines, universal_newlines
 from jobs.sharegpt_exact import ExactPath, Quarantine, json_type
-from transforms.lines import split_lines, universal_newlines
 from transforms.readers import Reader
 from transforms.schema import MESSAGE_SCHEMA
+from transforms.text import py_strip
 
 QUARANTINE_SCHEMA = pl.Schema({"file": pl.String, "line": pl.Int64, "error": pl.String, "raw": pl.String})
 #: What a decode of records that do not fit the reader's dtype raises. A string left
@@ -39,65 +40,54 @@ class Batch:
     skipped_messages: int
 
 
-def _piece_texts(pieces: list[Piece], quarantine: Quarantine) -> pl.Series:
-    """Each piece's text, validated as UTF-8 by polars in one pass.
+def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
+    """Every line of the pieces as text (``file_index``, ``file``, ``line``, ``text``).
 
-    A piece that is not all UTF-8 is split into lines in Python: its bad lines are
-    quarantined and left blank, so that line numbers stay true.
+    A line that is not UTF-8 is quarantined and left blank, so that line numbers stay
+    true (a document's lines are quarantined without a number).
     """
-    raw = pl.Series(
-        "content",
-        [universal_newlines(piece.data.removeprefix(UTF8_BOM)) for piece in pieces],
-        dtype=pl.Binary,
-    )
-    try:
-        return raw.cast(pl.String)
-    except pl.exceptions.ComputeError:
-        pass
-    texts = []
-    for piece in pieces:
-        universal = universal_newlines(piece.data.removeprefix(UTF8_BOM))
+    contents = [
+        Content(
+            piece.file_index,
+            str(piece.path),
+            piece.first_line,
+            universal_newlines(piece.data.removeprefix(UTF8_BOM)),
+        )
+        for piece in pieces
+    ]
+    lines = raw_lines(contents).with_columns(pl.col("raw").cast(pl.String, strict=False).alias("text"))
+    invalid = lines.filter(pl.col("text").is_null())
+    numbered = pieces[0].reader.layout == "lines"
+    for file_index, file, line, raw, _ in invalid.iter_rows():
+        content = raw.removesuffix(b"\n")
+        reason = "not UTF-8"
         try:
-            texts.append(universal.decode("utf-8"))
-            continue
-        except UnicodeDecodeError:
-            pass
-        lines = []
-        for number, line in enumerate(universal.split(b"\n"), start=piece.first_line):
-            try:
-                lines.append(line.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                quarantine.add(
-                    piece.file_index,
-                    str(piece.path),
-                    number if piece.reader.layout == "lines" else None,
-                    f"invalid UTF-8: {error.reason}",
-                    line.decode("utf-8", "replace"),
-                )
-                lines.append("")
-        texts.append("\n".join(lines))
-    return pl.Series("content", texts, dtype=pl.String)
+            content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            reason = error.reason
+        quarantine.add(
+            file_index,
+            file,
+            line if numbered else None,
+            f"invalid UTF-8: {reason}",
+            content.decode("utf-8", "replace"),
+        )
+    return lines.drop("raw").with_columns(pl.col("text").fill_null(""))
 
 
 def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
-    """The raw records of pieces read by one reader: a row per line, or per document."""
-    contents = pl.LazyFrame(
-        {
-            "file_index": pl.Series([piece.file_index for piece in pieces], dtype=pl.Int32),
-            "file": pl.Series([str(piece.path) for piece in pieces], dtype=pl.String),
-            "first_line": pl.Series([piece.first_line for piece in pieces], dtype=pl.Int64),
-            "content": _piece_texts(pieces, quarantine),
-        }
-    )
+    """The raw records of pieces read by one reader: a row per non-blank line (trimmed with
+    Python's ``strip()``), or one per file for a JSON document."""
+    lines = _raw_lines(pieces, quarantine).lazy()
     if pieces[0].reader.layout == "lines":
-        return split_lines(contents).select(RECORDS_SCHEMA.names()).collect()
-    return (
-        contents.select(
-            "file_index", "file", pl.lit(None, pl.Int64).alias("line"), pl.col("content").alias("text")
+        records = lines.with_columns(py_strip(pl.col("text"))).filter(pl.col("text") != "")
+    else:
+        records = (
+            lines.group_by("file_index", maintain_order=True)
+            .agg(pl.col("file").first(), pl.lit(None, pl.Int64).alias("line"), pl.col("text").str.join(""))
+            .filter(pl.col("text").str.strip_chars() != "")
         )
-        .filter(pl.col("text").str.strip_chars() != "")
-        .collect()
-    )
+    return records.select(RECORDS_SCHEMA.names()).collect()
 
 
 def _read(reader: Reader, records: pl.DataFrame) -> pl.DataFrame:

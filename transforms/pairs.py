@@ -28,7 +28,9 @@ FILTER_ORDER = (*CONTENT_FILTERS, "duplicate_in_session", "duplicate")
 
 PROMPT_ROLE = "user"
 RESPONSE_ROLE = "assistant"
-DEDUP_PREFIX_CHARS = 200
+#: Pairs are deduplicated on the prompt and this many characters of the response; the
+#: ledger keeps as many of each text (``prompt_head``, ``response_head``).
+HEAD_CHARS = 200
 
 
 RESPONSE_MODES = ("each", "final")
@@ -46,36 +48,41 @@ def is_response() -> pl.Expr:
 
 
 def attach_prompts(messages: pl.LazyFrame) -> pl.LazyFrame:
-    """Each response with the text of the nearest preceding user message.
+    """Each response with the text of the nearest preceding user message and its words.
 
     Messages must be in conversation order. The nearest user message is the prompt even
     when its text is empty or null, or when a person did not type it (a command wrapper):
     then the candidate has no prompt. One forward fill over the whole table replaces a
     window per conversation: a fill that crossed into another one is discarded by
     comparing session keys. ``prompt_turn`` identifies the prompt the response answers.
+    A prompt's words are counted once, on its own row, not once per response to it.
     """
-    prompt = pl.when(pl.col("typed")).then(pl.col("text"))
+    is_prompt = pl.col("role") == PROMPT_ROLE
+    prompt = pl.when(is_prompt & pl.col("typed")).then(pl.col("text"))
     last_user = (
-        pl.when(pl.col("role") == PROMPT_ROLE)
+        pl.when(is_prompt)
         .then(
             pl.struct(
                 pl.col("session_key").alias("prompt_session"),
                 pl.col("turn").alias("prompt_turn"),
-                prompt.alias("prompt"),
+                pl.col("_prompt").alias("prompt"),
+                word_count(pl.col("_prompt")).alias("prompt_words"),
             )
         )
         .forward_fill()
     )
     same_session = pl.col("_last_user").struct.field("prompt_session") == pl.col("session_key")
+    from_prompt = ("prompt", "prompt_turn", "prompt_words")
     return (
-        messages.with_columns(session_key())
+        messages.with_columns(session_key(), prompt.alias("_prompt"))
         .with_columns(last_user.alias("_last_user"))
         .filter(is_response())
         .with_columns(
-            pl.when(same_session).then(pl.col("_last_user").struct.field("prompt")).alias("prompt"),
-            pl.when(same_session).then(pl.col("_last_user").struct.field("prompt_turn")).alias("prompt_turn"),
+            pl.when(same_session).then(pl.col("_last_user").struct.field(name)).alias(name)
+            for name in from_prompt
         )
-        .drop("_last_user")
+        .with_columns(pl.col("prompt_words").fill_null(0))
+        .drop("_last_user", "_prompt")
         .rename({"text": "response"})
     )
 
@@ -91,26 +98,31 @@ def not_final(responses: str) -> pl.Expr:
 
 
 def content_filters(min_ratio: float, min_words: int, responses: str = "each") -> dict[str, pl.Expr]:
-    """The per-candidate filters, each true where a candidate fails it."""
+    """The per-candidate filters, each true where a candidate fails it.
+
+    They read ``prompt``, ``response``, their word counts, ``code_fences`` and the heads
+    (``prompt_head``, ``response_head``) that ``candidates`` computes once.
+    """
     prompt, response = pl.col("prompt"), pl.col("response")
     prompt_words, response_words = pl.col("prompt_words"), pl.col("response_words")
-    response_head = response.str.slice(0, 100)
+    response_start = pl.col("response_head").str.slice(0, 100)
+    # the strip is only worth doing where there are fences to remove: elsewhere it is null
+    fenced = pl.when(pl.col("code_fences") >= 4).then(response)
     exprs = {
         "not_final": not_final(responses),
         "empty_response": response.is_null() | (response == ""),
         "short_response": response_words < min_words,
         "no_prompt": prompt.is_null() | (prompt == ""),
         "tool_result_prompt": prompt.str.starts_with("{")
-        & prompt.str.slice(0, 100).str.contains("output", literal=True),
+        & pl.col("prompt_head").str.slice(0, 100).str.contains("output", literal=True),
         "system_prompt_leak": prompt.str.starts_with("# SOUL.md") | prompt.str.starts_with("You are"),
         # a prompt or response of no words has no ratio; the reference drops it here
         "low_ratio": (prompt_words == 0)
         | (response_words == 0)
         | (response_words.cast(pl.Float64) / prompt_words.cast(pl.Float64) < min_ratio),
-        "code_only": (response.str.count_matches("```", literal=True) >= 4)
-        & (py_strip(response.str.replace_all("```", "", literal=True)).str.len_chars() < 50),
-        "tool_call_artifact": response_head.str.contains("tool_call", literal=True)
-        | response_head.str.contains("function_call", literal=True),
+        "code_only": py_strip(fenced.str.replace_all("```", "", literal=True)).str.len_chars() < 50,
+        "tool_call_artifact": response_start.str.contains("tool_call", literal=True)
+        | response_start.str.contains("function_call", literal=True),
     }
     return {name: expr.fill_null(False).alias(name) for name, expr in exprs.items()}
 
@@ -137,14 +149,21 @@ def candidates(
     filters = content_filters(min_ratio, min_words, responses)
     passes_content = ~pl.any_horizontal(list(CONTENT_FILTERS))
     # per session, on the raw texts (the reference's seen_hashes)
+    # hashed only where it is used: a null prompt makes the concatenation null
     session_dedup_key = pl.concat_str(
-        pl.col("prompt"), pl.col("response").str.slice(0, DEDUP_PREFIX_CHARS)
+        pl.when(passes_content).then(pl.col("prompt")), pl.col("response_head")
     ).hash()
     return (
         attach_prompts(messages)
         .with_columns(
-            word_count(pl.col("prompt")).alias("prompt_words"),
             word_count(pl.col("response")).alias("response_words"),
+            pl.col("response")
+            .str.count_matches("```", literal=True)
+            .fill_null(0)
+            .cast(pl.Int64)
+            .alias("code_fences"),
+            pl.col("prompt").str.slice(0, HEAD_CHARS).alias("prompt_head"),
+            pl.col("response").str.slice(0, HEAD_CHARS).alias("response_head"),
         )
         .with_columns(**filters)
         .with_columns(
@@ -164,7 +183,7 @@ def dedup_key(terse: pl.Expr, rich: pl.Expr) -> pl.Expr:
 
     A 64-bit hash, fine inside one run; it is never written out.
     """
-    return pl.concat_str(terse, rich.str.slice(0, DEDUP_PREFIX_CHARS)).hash()
+    return pl.concat_str(terse, rich.str.slice(0, HEAD_CHARS)).hash()
 
 
 def mark_duplicates(candidates: pl.LazyFrame, seen_keys: pl.Series) -> pl.LazyFrame:
@@ -202,7 +221,6 @@ def pair_metrics() -> list[pl.Expr]:
 
 #: The filters whose outcome depends on ``--min-ratio`` / ``--min-words``.
 THRESHOLD_FILTERS = ("short_response", "low_ratio")
-LEDGER_HEAD_CHARS = 200
 
 
 def _failed_lists() -> pl.LazyFrame:
@@ -236,12 +254,5 @@ def ledger(marked: pl.LazyFrame) -> pl.LazyFrame:
             pl.when(has_ratio)
             .then(py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")))
             .alias("ratio"),
-            pl.col("response")
-            .str.count_matches("```", literal=True)
-            .fill_null(0)
-            .cast(pl.Int64)
-            .alias("code_fences"),
-            pl.col("prompt").str.slice(0, LEDGER_HEAD_CHARS).alias("prompt_head"),
-            pl.col("response").str.slice(0, LEDGER_HEAD_CHARS).alias("response_head"),
         )
     )
