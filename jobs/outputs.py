@@ -164,7 +164,7 @@ class _ParquetSink:
     def _flush(self, value: str | None) -> None:
         pending = self._pending.pop(value, [])
         if pending:
-            table = pa.concat_tables(pending).combine_chunks()
+            table = pa.concat_tables(pending)
             self._writer(value).write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     def close(self) -> None:
