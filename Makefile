@@ -17,7 +17,7 @@ help:  ## list the targets
 
 setup:  ## install uv if missing, then the locked environment (.venv)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
 
 demo: setup  ## run `compound pairs` on the bundled example archive and print the summary
 	$(UV) run compound pairs examples/archive --out out
