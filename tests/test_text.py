@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import sys
+
 import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transforms.text import PY_WHITESPACE, py_round_ratio_2, py_strip, word_count
+from transforms.text import PY_WHITESPACE, py_round_ratio_2, py_strip
+from transforms.words import word_count
+
+
+def test_py_whitespace_is_every_space_character() -> None:
+    assert "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()) == PY_WHITESPACE
+
 
 #: Whitespace, and non-whitespace characters whose UTF-8 bytes start like whitespace's
 #: (U+200B and U+2010 share E2 80 with U+2000..U+200A, U+3001 shares E3 80 with U+3000).
 NEAR_SPACES = ["\u200b", "\u2010", "\u202e", "\u2060", "\u3001", "\u00a1", "\u0084", "\u1681", "\u205e"]
-TEXTS = st.lists(st.sampled_from([*PY_WHITESPACE, *NEAR_SPACES, "a", "é", "🚀", "```"]), max_size=40).map(
-    "".join
-)
+#: Control characters that are not whitespace, beside those that are.
+CONTROLS = ["\x00", "\x08", "\x0e", "\x1b", "\x7f"]
+TEXTS = st.lists(
+    st.sampled_from([*PY_WHITESPACE, *NEAR_SPACES, *CONTROLS, "a", "é", "🚀", "```"]), max_size=40
+).map("".join)
 
 
 @given(st.lists(st.one_of(TEXTS, st.none()), max_size=20), st.integers(0, 5))
@@ -24,6 +34,26 @@ def test_word_count_is_len_of_split(texts: list[str | None], skip: int) -> None:
     # a slice of a column (an offset into its buffers) counts the same
     sliced = pl.select(word_count(pl.lit(series.slice(skip)))).to_series().to_list()
     assert sliced == counts[skip:]
+
+
+@given(st.lists(st.one_of(TEXTS, st.none()), max_size=300))
+def test_word_count_of_a_long_column(texts: list[str | None]) -> None:
+    """Many texts in one buffer: no word runs across from one text into the next."""
+    counts = pl.select(word_count(pl.lit(pl.Series(texts, dtype=pl.String)))).to_series().to_list()
+    assert counts == [len(text.split()) if text is not None else 0 for text in texts]
+
+
+def test_word_count_of_each_whitespace_character_between_words() -> None:
+    texts = [f"a{space}b{space}" for space in PY_WHITESPACE] + [
+        f"{space}é" for space in NEAR_SPACES + CONTROLS
+    ]
+    counts = pl.select(word_count(pl.lit(pl.Series(texts)))).to_series().to_list()
+    assert counts == [len(text.split()) for text in texts]
+    assert pl.select(word_count(pl.lit(pl.Series([], dtype=pl.String)))).height == 0
+    assert pl.select(word_count(pl.lit(pl.Series([None, ""], dtype=pl.String)))).to_series().to_list() == [
+        0,
+        0,
+    ]
 
 
 @given(st.lists(TEXTS, max_size=20))

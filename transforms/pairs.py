@@ -11,7 +11,8 @@ from functools import cache
 
 import polars as pl
 
-from transforms.text import py_round_ratio_2, py_strip, word_count
+from transforms.text import py_round_ratio_2, py_strip
+from transforms.words import word_count
 
 #: Filter names: ``not_final`` (only under ``responses="final"``), then the reference's
 #: filters in its order. The last two need the candidates before them.
