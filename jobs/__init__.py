@@ -9,3 +9,6 @@ import os
 # peak on the 1 GB bench archive. jemalloc reads this once, when polars is first loaded,
 # so it is set before anything imports polars; a value set by the user wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0")
+# numpy's OpenBLAS starts a thread per core that spins waiting for matrix work this job
+# never gives it (1% of the CPU on the bench archive).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
