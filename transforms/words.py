@@ -41,6 +41,7 @@ _KEYS = {
     for length in (2, 3)
 }
 assert {len(encoded) for encoded in _ENCODED} == set(_KEYS)
+assert [0xC2, *range(0xE1, 0xE4)] == _LEADS  # what the candidate test in _whitespace assumes
 
 
 def _whitespace(values: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
@@ -48,8 +49,10 @@ def _whitespace(values: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     space = values <= _SPACE_MAX
     low = np.flatnonzero(values < _CONTROL_BELOW)
     space[low[~_ASCII_SPACE[values[low]]]] = False
-    # candidates by the range of lead bytes (0xC2..0xE3), then the exact encodings
-    lead = np.flatnonzero((values - np.uint8(_LEADS[0])) <= np.uint8(_LEADS[-1] - _LEADS[0]))
+    # candidates by lead byte (0xC2, then 0xE1..0xE3), then the exact encodings
+    lead = np.flatnonzero(
+        (values == _LEADS[0]) | ((values - np.uint8(_LEADS[1])) <= np.uint8(_LEADS[-1] - _LEADS[1]))
+    )
     if len(lead):
         last = len(values) - 1
         first, second = values[lead].astype(np.uint32), values[np.minimum(lead + 1, last)].astype(np.uint32)
