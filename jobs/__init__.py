@@ -10,7 +10,9 @@ import os
 # 480K -> 220K page faults, 5.8 -> 5.5 s and 830 -> 725 MiB peak on the 1 GB bench
 # archive. jemalloc reads this once, when polars is first loaded, so it is set before
 # anything imports polars; a value set by the user wins.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,narenas:1,dirty_decay_ms:5000,muzzy_decay_ms:0")
+os.environ.setdefault(
+    "_RJEM_MALLOC_CONF", "background_thread:true,narenas:1,dirty_decay_ms:5000,muzzy_decay_ms:0"
+)
 # numpy's OpenBLAS starts a thread per core that spins waiting for matrix work this job
 # never gives it (1% of the CPU on the bench archive).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -261,8 +262,10 @@ class Outputs:
         for handle in (self._jsonl, self._quarantine):
             if handle is not None:
                 handle.close()
-        for sink in self._sinks.values():
-            sink.close()
+        # each sink writes its last row groups; pyarrow releases the GIL while it does
+        with ThreadPoolExecutor(max(1, len(self._sinks)), "compound-close") as closing:
+            for closed in [closing.submit(sink.close) for sink in self._sinks.values()]:
+                closed.result()
         self._jsonl = self._quarantine = None
 
     def __exit__(
