@@ -3,7 +3,7 @@
 Counting regex matches of a word is exact but slow: polars' regex engine pays about
 4.5 ns a byte on this job's texts, the largest single cost of a run (2.3 CPU-seconds
 of 10 on the 1 GB bench archive). Here numpy classifies every byte as whitespace or not
-and counts the non-whitespace bytes that follow whitespace, about 2 ns a byte.
+and counts the non-whitespace bytes that follow whitespace, about 1.2 ns a byte.
 
 Python's whitespace (``str.isspace``) is ten ASCII bytes, all at or below the space
 (``\\t\\n\\v\\f\\r``, U+001C..U+001F and the space itself), and nineteen multi-byte
