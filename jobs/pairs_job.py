@@ -19,6 +19,7 @@ import polars_hash as plh
 from jobs.discover import Detected, Piece, batches, detect
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
+from jobs.seen_keys import SeenKeys
 from transforms.pairs import (
     FILTER_ORDER,
     HEAD_CHARS,
@@ -26,6 +27,7 @@ from transforms.pairs import (
     ledger,
     mark_duplicates,
     session_key,
+    with_dedup_keys,
 )
 
 DEFAULT_BATCH_BYTES = 24 * 1024 * 1024
@@ -214,7 +216,7 @@ def run(
     Returns the stats and the first ``sample_size`` pairs.
     """
     stats = RunStats(files_scanned=len(files), rules=asdict(rules) | {"format": forced_format})
-    seen_keys = pl.Series("dedup_key", [], dtype=pl.UInt64)
+    seen = SeenKeys()
     samples: list[dict[str, Any]] = []
 
     def detected() -> Iterator[Detected]:
@@ -235,8 +237,10 @@ def run(
         messages = read.messages.lazy()
         if rules.strip_think:
             messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
-        found = candidates(
-            messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
+        found = with_dedup_keys(
+            candidates(
+                messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
+            )
         ).collect()
         return Prepared(
             pieces=batch,
@@ -260,10 +264,11 @@ def run(
     ):
         pending_write: Future[None] | None = None
         for prepared in _read_ahead(reader, prepare, batches(detected(), batch_bytes), READERS):
+            seen_before = pl.lit(seen.contains(prepared.candidates["dedup_key"]))
             marked, kept = split_kept(
-                ledger(mark_duplicates(prepared.candidates.lazy(), seen_keys)).collect()
+                ledger(mark_duplicates(prepared.candidates.lazy(), seen_before)).collect()
             )
-            seen_keys = pl.concat([seen_keys, kept["dedup_key"]])
+            seen.add(kept["dedup_key"])
             stats.add_batch(prepared, marked, kept)
             if len(samples) < sample_size:
                 samples.extend(kept.head(sample_size - len(samples)).to_dicts())

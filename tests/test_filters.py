@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from transforms.pairs import FILTER_ORDER, candidates, mark_duplicates
+from transforms.pairs import FILTER_ORDER, candidates, mark_duplicates, with_dedup_keys
 from transforms.schema import SHAREGPT_ROLES, conform
 
 LONG = " ".join(["word"] * 40)
@@ -42,9 +42,10 @@ def as_messages(rows: list[dict[str, object]]) -> pl.LazyFrame:
 def reasons(
     rows: list[dict[str, object]], *, min_ratio: float = 1.5, min_words: int = 20, responses: str = "each"
 ) -> pl.DataFrame:
-    seen = pl.Series([], dtype=pl.UInt64)
     marked = mark_duplicates(
-        candidates(as_messages(rows), min_ratio=min_ratio, min_words=min_words, responses=responses), seen
+        with_dedup_keys(
+            candidates(as_messages(rows), min_ratio=min_ratio, min_words=min_words, responses=responses)
+        )
     )
     return marked.select("line", "turn", "reject_reason").collect()
 
@@ -111,9 +112,9 @@ def test_duplicate_across_sessions_compares_stripped_texts() -> None:
 def test_keys_seen_in_earlier_batches_are_duplicates() -> None:
     rows = session(("human", "Why?"), ("gpt", LONG))
     messages = as_messages(rows)
-    first = mark_duplicates(candidates(messages, min_ratio=1.5, min_words=20), pl.Series([], dtype=pl.UInt64))
-    seen = first.collect()["dedup_key"]
-    again = mark_duplicates(candidates(messages, min_ratio=1.5, min_words=20), seen).collect()
+    keyed = with_dedup_keys(candidates(messages, min_ratio=1.5, min_words=20))
+    seen = mark_duplicates(keyed).collect()["dedup_key"]
+    again = mark_duplicates(keyed, pl.col("dedup_key").is_in(seen.implode())).collect()
     assert again["reject_reason"].to_list() == ["duplicate"]
 
 

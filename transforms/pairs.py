@@ -188,29 +188,30 @@ def dedup_key(terse: pl.Expr, rich: pl.Expr) -> pl.Expr:
     return pl.concat_str(terse, rich.str.slice(0, HEAD_CHARS)).hash()
 
 
-def mark_duplicates(candidates: pl.LazyFrame, seen_keys: pl.Series) -> pl.LazyFrame:
-    """Flag candidates whose pair was already kept earlier in this frame or in ``seen_keys``.
+def with_dedup_keys(candidates: pl.LazyFrame) -> pl.LazyFrame:
+    """Adds ``terse`` and ``rich`` (the stripped prompt and response) and ``dedup_key``."""
+    return candidates.with_columns(
+        py_strip(pl.col("prompt")).alias("terse"),
+        py_strip(pl.col("response")).alias("rich"),
+    ).with_columns(dedup_key(pl.col("terse"), pl.col("rich")).alias("dedup_key"))
 
-    The first of equal pairs in input order survives, as in the reference. Adds ``terse``,
-    ``rich`` and ``dedup_key`` (null for rejected candidates).
+
+def mark_duplicates(keyed: pl.LazyFrame, seen_before: pl.Expr | None = None) -> pl.LazyFrame:
+    """Flag candidates (``with_dedup_keys``) whose pair was already kept earlier in this
+    frame, or before it: ``seen_before`` is true where an earlier batch kept the key.
+
+    The first of equal pairs in input order survives, as in the reference.
     """
     passes = pl.col("reject_reason").is_null()
     key = pl.when(passes).then(pl.col("dedup_key"))
-    return (
-        candidates.with_columns(
-            py_strip(pl.col("prompt")).alias("terse"),
-            py_strip(pl.col("response")).alias("rich"),
-        )
-        .with_columns(dedup_key(pl.col("terse"), pl.col("rich")).alias("dedup_key"))
-        .with_columns(
-            (passes & (~key.is_first_distinct() | key.is_in(seen_keys.implode()))).alias("duplicate")
-        )
-        .with_columns(
-            pl.when(pl.col("duplicate"))
-            .then(pl.lit("duplicate"))
-            .otherwise(pl.col("reject_reason"))
-            .alias("reject_reason")
-        )
+    earlier = pl.lit(False) if seen_before is None else seen_before
+    return keyed.with_columns(
+        (passes & (~key.is_first_distinct() | earlier)).alias("duplicate")
+    ).with_columns(
+        pl.when(pl.col("duplicate"))
+        .then(pl.lit("duplicate"))
+        .otherwise(pl.col("reject_reason"))
+        .alias("reject_reason")
     )
 
 
