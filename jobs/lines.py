@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
 NEWLINE = ord("\n")
+SPACE = ord(" ")
+NON_ASCII = 0x80
 
 
 def universal_newlines(data: bytes) -> bytes:
@@ -38,25 +41,79 @@ class Content:
     data: bytes
 
 
-def line_offsets(data: bytes) -> np.ndarray:
-    """Where each line of ``data`` starts, then where the last one ends: line ``k`` is
-    ``data[offsets[k]:offsets[k + 1]]``, its ``\\n`` included. A final line without a
-    ``\\n`` counts; nothing after the last ``\\n`` is not a line."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE) + 1
-    tail = [len(data)] if len(data) > (ends[-1] if len(ends) else 0) else []
-    return np.concatenate(([0], ends, tail)).astype(np.int64)
+#: A view (Arrow's binary view layout) holds up to this many bytes in itself.
+INLINE_BYTES = 12
+#: Views point into their buffer with 32-bit offsets.
+MAX_VIEW_BUFFER = (1 << 31) - 1
+
+
+def _line_bounds(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Where each line of ``data`` starts and ends, its ``\n`` left out. A final line
+    without a ``\n`` counts; nothing after the last ``\n`` is not a line."""
+    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.append(breaks, len(data))
+    if len(data) == 0 or data.endswith(b"\n"):
+        starts, ends = starts[:-1], ends[:-1]
+    return starts, ends
+
+
+def _binary_views(data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
+    """The lines as an Arrow binary view array over ``data`` itself: no line is copied
+    (one of at most 12 bytes is held in its view, as the layout says)."""
+    count = len(starts)
+    lengths = (ends - starts).astype(np.uint32)
+    values = np.frombuffer(data, dtype=np.uint8)
+    views = np.zeros((count, 16), dtype=np.uint8)
+    views[:, 0:4] = lengths.view(np.uint8).reshape(count, 4)
+    head = np.arange(INLINE_BYTES)
+    at = np.minimum(starts[:, None] + head, max(len(values) - 1, 0))
+    first_bytes = (
+        values[at] * (head < lengths[:, None]) if len(values) else np.zeros((count, INLINE_BYTES), np.uint8)
+    )
+    inline = lengths <= INLINE_BYTES
+    views[inline, 4:16] = first_bytes[inline]
+    views[~inline, 4:8] = first_bytes[~inline, 0:4]  # the prefix; buffer index 0
+    views[~inline, 12:16] = starts[~inline].astype(np.uint32).view(np.uint8).reshape(-1, 4)
+    return pa.Array.from_buffers(pa.binary_view(), count, [None, pa.py_buffer(views), pa.py_buffer(data)])
+
+
+def _large_binary(data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
+    """The lines of data too large for views, each with the byte after it (its ``\n``)."""
+    offsets = np.append(starts, ends[-1] if len(ends) else 0).astype(np.int64)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts), buffers).cast(pa.binary_view())
+
+
+def _may_be_padded(
+    data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Lines whose first or last byte may belong to whitespace (ASCII up to the space,
+    or any byte of a multi-byte character): only these can need a strip."""
+    values = np.frombuffer(data, dtype=np.uint8)
+    nonempty = ends > starts
+    padded = np.zeros(len(starts), dtype=np.bool_)
+    if nonempty.any():
+        edges = values[np.concatenate((starts[nonempty], ends[nonempty] - 1))]
+        spacey = (edges <= SPACE) | (edges >= NON_ASCII)
+        padded[nonempty] = spacey[: nonempty.sum()] | spacey[nonempty.sum() :]
+    return padded
 
 
 def raw_lines(contents: Sequence[Content]) -> pl.DataFrame:
-    """``file_index``, ``file``, ``line`` and ``raw`` (the line's bytes, ``\\n`` included),
-    one row per line of every content, in order."""
-    chunks, counts = [], []
+    """``file_index``, ``file``, ``line``, ``raw`` (the line's bytes without its ``\n``)
+    and ``padded`` (the line may start or end with whitespace), one row per line of
+    every content, in order. The lines are views into the contents' own bytes."""
+    chunks, counts, padded = [], [], []
     for content in contents:
-        offsets = line_offsets(content.data)
-        count = len(offsets) - 1
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(content.data)]
-        chunks.append(pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, buffers))
-        counts.append(count)
+        starts, ends = _line_bounds(content.data)
+        if len(content.data) <= MAX_VIEW_BUFFER:
+            chunks.append(_binary_views(content.data, starts, ends))
+            padded.append(_may_be_padded(content.data, starts, ends))
+        else:
+            chunks.append(_large_binary(content.data, starts, ends))
+            padded.append(np.ones(len(starts), dtype=np.bool_))
+        counts.append(len(starts))
     places = pl.DataFrame(
         {
             "file_index": pl.Series([content.file_index for content in contents], dtype=pl.Int32),
@@ -70,5 +127,6 @@ def raw_lines(contents: Sequence[Content]) -> pl.DataFrame:
         "file",
         pl.int_ranges("first_line", pl.col("first_line") + pl.col("count"), dtype=pl.Int64).alias("line"),
     ).explode("line")
-    raw = pl.Series("raw", pa.chunked_array(chunks, type=pa.large_binary()), dtype=pl.Binary)
-    return lines.filter(pl.col("line").is_not_null()).with_columns(raw)
+    raw = pl.Series("raw", pa.chunked_array(chunks, type=pa.binary_view()), dtype=pl.Binary)
+    may_be_padded = pl.Series("padded", np.concatenate(padded) if padded else [], dtype=pl.Boolean)
+    return lines.filter(pl.col("line").is_not_null()).with_columns(raw, may_be_padded)

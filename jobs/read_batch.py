@@ -58,8 +58,7 @@ def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     lines = raw_lines(contents).with_columns(pl.col("raw").cast(pl.String, strict=False).alias("text"))
     invalid = lines.filter(pl.col("text").is_null())
     numbered = pieces[0].reader.layout == "lines"
-    for file_index, file, line, raw, _ in invalid.iter_rows():
-        content = raw.removesuffix(b"\n")
+    for file_index, file, line, content, _, _ in invalid.iter_rows():
         reason = "not UTF-8"
         try:
             content.decode("utf-8")
@@ -78,13 +77,16 @@ def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
 def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     """The raw records of pieces read by one reader: a row per non-blank line (trimmed with
     Python's ``strip()``), or one per file for a JSON document."""
-    lines = _raw_lines(pieces, quarantine).lazy()
+    lines = _raw_lines(pieces, quarantine)
     if pieces[0].reader.layout == "lines":
-        records = lines.with_columns(py_strip(pl.col("text"))).filter(pl.col("text") != "")
+        # a strip copies every line; JSON lines hardly ever need one
+        text = py_strip(pl.col("text")) if lines["padded"].any() else pl.col("text")
+        records = lines.lazy().with_columns(text).filter(pl.col("text") != "")
     else:
         records = (
-            lines.group_by("file_index", maintain_order=True)
-            .agg(pl.col("file").first(), pl.lit(None, pl.Int64).alias("line"), pl.col("text").str.join(""))
+            lines.lazy()
+            .group_by("file_index", maintain_order=True)
+            .agg(pl.col("file").first(), pl.lit(None, pl.Int64).alias("line"), pl.col("text").str.join("\n"))
             .filter(pl.col("text").str.strip_chars() != "")
         )
     return records.select(RECORDS_SCHEMA.names()).collect()

@@ -1,0 +1,47 @@
+"""A file's bytes into one row per line, the lines left as views into those bytes."""
+
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobs.lines import Content, raw_lines
+from transforms.text import PY_WHITESPACE
+
+#: Lines around the 12 bytes a view holds in itself, blank ones, and padded ones.
+LINE_PARTS = st.sampled_from(
+    ["{", "}", "a", "é", "🚀", '"x": 1', " ", "\t", "\u3000", "\x85", "0123456789ab"]
+)
+LINES = st.lists(st.lists(LINE_PARTS, max_size=8).map("".join), max_size=20)
+
+
+def expected_lines(text: str) -> list[str]:
+    """Python's own split: a final newline ends the last line, it does not start one."""
+    lines = text.split("\n")
+    return lines[:-1] if text.endswith("\n") or not text else lines
+
+
+@given(st.lists(st.tuples(LINES, st.booleans()), max_size=5))
+def test_lines_are_the_contents_lines_in_order(files: list[tuple[list[str], bool]]) -> None:
+    texts = ["\n".join(lines) + ("\n" if final_newline else "") for lines, final_newline in files]
+    contents = [
+        Content(index, f"f{index}", 10 * index + 1, text.encode()) for index, text in enumerate(texts)
+    ]
+    got = raw_lines(contents)
+    want = [
+        (index, 10 * index + 1 + number, line)
+        for index, text in enumerate(texts)
+        for number, line in enumerate(expected_lines(text))
+    ]
+    assert list(zip(got["file_index"], got["line"], got["raw"].cast(pl.String), strict=True)) == want
+    # every line a strip would change is flagged for one
+    for line, padded in zip(got["raw"].cast(pl.String), got["padded"], strict=True):
+        assert padded or line.strip(PY_WHITESPACE) == line
+
+
+def test_long_and_short_lines_keep_their_bytes() -> None:
+    lines = ["", "x" * 11, "y" * 12, "z" * 13, "é" * 7, "{" + "w" * 5000 + "}"]
+    got = raw_lines([Content(0, "f", 1, ("\n".join(lines)).encode())])
+    assert got["raw"].cast(pl.String).to_list() == lines
+    assert got["line"].to_list() == list(range(1, len(lines) + 1))
