@@ -41,7 +41,8 @@ class Batch:
 
 
 def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
-    """Every line of the pieces as text (``file_index``, ``file``, ``line``, ``text``).
+    """Every line of the pieces as text (``file_index``, ``file``, ``line``, ``text``, and
+    ``padded`` from ``raw_lines``).
 
     A line that is not UTF-8 is quarantined and left blank, so that line numbers stay
     true (a document's lines are quarantined without a number).

@@ -183,7 +183,8 @@ def candidates(
 def dedup_key(terse: pl.Expr, rich: pl.Expr) -> pl.Expr:
     """The cross-file dedup key: the stripped prompt and the stripped response's head.
 
-    A 64-bit hash, fine inside one run; it is never written out.
+    A 64-bit hash, fine inside one run: the ledger carries it, consistent within one
+    output directory only.
     """
     return pl.concat_str(terse, rich.str.slice(0, HEAD_CHARS)).hash()
 
