@@ -53,7 +53,7 @@ def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ]  # fmt: skip
     assert parquet.select("terse", "rich", "source", "model").to_dicts() == records
     assert parquet["pair_id"].is_unique().all()
-    assert pq.ParquetFile(tmp_path / "pairs.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+    assert pq.ParquetFile(tmp_path / "pairs.parquet").metadata.row_group(0).column(0).compression == "SNAPPY"
     golden_pairs = pl.read_ndjson(GOLDEN / "example_pairs_head.jsonl")
     assert (
         parquet.head(golden_pairs.height).select(golden_pairs.columns).to_dicts() == golden_pairs.to_dicts()
@@ -105,6 +105,7 @@ def test_dry_run_writes_nothing(
         (["pairs", "{empty}"], "no session files"),
         (["pairs", "{archive}", "--min-ratio", "-1"], "--min-ratio"),
         (["pairs", "{archive}", "--min-words", "abc"], "--min-words"),
+        (["pairs", "{archive}", "--parquet-compression", "gzip"], "--parquet-compression"),
         (["pairs"], "Missing argument"),
         (["pears"], "pears"),
     ],
@@ -124,6 +125,31 @@ def test_bad_arguments_get_one_line_and_exit_2(
     assert "Traceback" not in err
     assert message in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("codec", "written"), [("zstd", "ZSTD"), ("lz4", "LZ4"), ("none", "UNCOMPRESSED")])
+def test_parquet_compression_changes_the_codec_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, codec: str, written: str
+) -> None:
+    default, chosen = tmp_path / "default", tmp_path / codec
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(default)) == 0
+    assert (
+        compound(
+            monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(chosen), "--parquet-compression", codec
+        )
+        == 0
+    )
+    for name in ("pairs.parquet", "candidates.parquet"):
+        metadata = pq.ParquetFile(chosen / name).metadata
+        codecs = {
+            metadata.row_group(group).column(column).compression
+            for group in range(metadata.num_row_groups)
+            for column in range(metadata.num_columns)
+        }
+        assert codecs == {written}, name
+        assert_frame_equal(pl.read_parquet(chosen / name), pl.read_parquet(default / name))
+    for name in ("pairs.jsonl", "quarantine.jsonl"):
+        assert (chosen / name).read_bytes() == (default / name).read_bytes()
 
 
 def test_a_run_that_dies_leaves_the_previous_outputs_whole(
