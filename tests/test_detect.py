@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from jobs.discover import detect, find_session_files
+from jobs.discover import batches, detect, find_session_files
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
 from tests.conftest import SHARED
@@ -122,6 +122,29 @@ def test_compressed_files_read_as_their_content(tmp_path: Path, compress: Callab
     # and in pieces smaller than the file
     _, pairs = run([packed], PairRules(), None, batch_bytes=64, sample_size=10)
     assert [pair["terse"] for pair in pairs] == ["Why?", "How?"]
+
+
+@pytest.mark.parametrize("max_bytes", [1 << 20, 700, 64])
+@pytest.mark.parametrize("members", [1, 3])
+def test_a_gzip_file_reads_as_its_whole_content_in_one_piece_or_many(
+    tmp_path: Path, max_bytes: int, members: int
+) -> None:
+    """In one inflate when it fits a batch, as a stream otherwise (several members, or
+    more content than a batch holds): the same bytes either way."""
+    content = jsonl(*[SESSION | {"id": f"s{i}"} for i in range(6)])
+    third = len(content) // 3
+    parts = [content] if members == 1 else [content[:third], content[third : 2 * third], content[2 * third :]]
+    path = tmp_path / "sessions.jsonl.gz"
+    path.write_bytes(b"".join(gzip.compress(part) for part in parts))
+    pieces = [piece for batch in batches([detect(path)], max_bytes) for piece in batch]
+    assert b"".join(piece.data for piece in pieces) == content
+    assert [piece.ends_file for piece in pieces][-1]
+    if max_bytes >= len(content) and members == 1:
+        assert len(pieces) == 1
+    lines_before = 0
+    for piece in pieces:
+        assert piece.first_line == lines_before + 1
+        lines_before += piece.data.count(b"\n")
 
 
 def test_a_truncated_archive_is_quarantined_and_what_came_before_is_kept(tmp_path: Path) -> None:
