@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -286,5 +287,16 @@ def main() -> None:
         sys.exit(exit_code)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The ``compound`` command: ``main``, then, after a run that succeeded, an exit without
+    the interpreter's teardown. Every output is closed and renamed into place by then;
+    freeing the run's objects one by one only delays the exit (0.08 s on the 1 GB bench
+    archive). Tests call ``main``, which returns."""
     main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    entry()

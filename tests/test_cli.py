@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -150,6 +151,28 @@ def test_parquet_compression_changes_the_codec_and_nothing_else(
         assert_frame_equal(pl.read_parquet(chosen / name), pl.read_parquet(default / name))
     for name in ("pairs.jsonl", "quarantine.jsonl"):
         assert (chosen / name).read_bytes() == (default / name).read_bytes()
+
+
+def test_the_installed_command_prints_its_summary_and_exits_0(tmp_path: Path) -> None:
+    """``compound`` leaves without the interpreter's teardown: what it printed to a pipe
+    must still arrive, and the outputs must be whole."""
+    command = Path(sys.executable).parent / "compound"
+    done = subprocess.run(
+        [command, "pairs", EXAMPLE_ARCHIVE, "--out", tmp_path / "out"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert f"{stats['unique_pairs']:,}" in done.stdout
+    assert done.stdout.rstrip().endswith("┘")  # the summary table, to its last line
+    assert pl.read_parquet(tmp_path / "out" / "pairs.parquet").height == stats["unique_pairs"]
+    failed = subprocess.run(
+        [command, "pairs", tmp_path / "nothing"], capture_output=True, text=True, check=False
+    )
+    assert failed.returncode == 2
+    assert failed.stderr.count("\n") == 1
 
 
 def test_a_run_that_dies_leaves_the_previous_outputs_whole(
