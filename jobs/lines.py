@@ -47,10 +47,36 @@ INLINE_BYTES = 12
 MAX_VIEW_BUFFER = (1 << 31) - 1
 
 
+#: While lines average at least this many bytes, the next ``\\n`` is searched for from
+#: the last one (memchr); past that, numpy compares every byte that is left.
+LONG_LINE_BYTES = 4096
+
+
+def _line_ends(data: bytes) -> npt.NDArray[np.int64]:
+    """The position of every ``\\n`` in ``data``.
+
+    A session per line makes lines of tens of KB: one ``find`` per line then costs a
+    quarter of comparing every byte with numpy (0.008 against 0.029 s for 200 MB of the
+    bench archive). Short lines (a message per line) would cost a Python call each, so
+    the searches stop after one per ``LONG_LINE_BYTES`` and numpy takes the rest.
+    """
+    ends: list[int] = []
+    budget = len(data) // LONG_LINE_BYTES + 1
+    at = data.find(b"\n")
+    while at >= 0 and len(ends) < budget:
+        ends.append(at)
+        at = data.find(b"\n", at + 1)
+    found = np.array(ends, dtype=np.int64)
+    if at < 0:
+        return found
+    rest = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, offset=at) == NEWLINE) + at
+    return np.concatenate((found, rest))
+
+
 def _line_bounds(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Where each line of ``data`` starts and ends, its ``\\n`` left out. A final line
     without a ``\\n`` counts; nothing after the last ``\\n`` is not a line."""
-    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
+    breaks = _line_ends(data)
     starts = np.concatenate(([0], breaks + 1))
     ends = np.append(breaks, len(data))
     if len(data) == 0 or data.endswith(b"\n"):

@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.lines import Content, raw_lines
+from jobs.lines import LONG_LINE_BYTES, Content, raw_lines
 from transforms.text import PY_WHITESPACE
 
 #: Lines around the 12 bytes a view holds in itself, blank ones, and padded ones.
@@ -45,3 +45,17 @@ def test_long_and_short_lines_keep_their_bytes() -> None:
     got = raw_lines([Content(0, "f", 1, ("\n".join(lines)).encode())])
     assert got["raw"].cast(pl.String).to_list() == lines
     assert got["line"].to_list() == list(range(1, len(lines) + 1))
+
+
+@given(
+    st.lists(st.sampled_from([0, 1, 30, LONG_LINE_BYTES - 1, 3 * LONG_LINE_BYTES]), max_size=30),
+    st.booleans(),
+)
+def test_long_lines_then_short_ones_are_all_found(lengths: list[int], final_newline: bool) -> None:
+    """Line ends are searched for one by one while lines are long, then by numpy: where
+    the search switches over, no line is lost or doubled."""
+    lines = ["x" * length for length in lengths]
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    got = raw_lines([Content(0, "f", 1, text.encode())])
+    assert got["raw"].cast(pl.String).to_list() == expected_lines(text)
+    assert got["line"].to_list() == list(range(1, len(expected_lines(text)) + 1))
