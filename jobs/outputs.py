@@ -1,8 +1,8 @@
 """Output files, written under temporary names and renamed into place at the end.
 
 Parquet outputs are snappy-compressed unless told otherwise (``PARQUET_COMPRESSIONS``),
-with row groups of at most ``ROW_GROUP_ROWS`` rows
-(fewer only at the end of a file): batches are buffered until a row group is full, or
+with row groups of at most ``ROW_GROUP_ROWS`` rows (fewer only at the end of a file):
+batches are buffered until a row group is full, or
 until ``ROW_GROUP_BYTES`` of data wait, so memory stays bounded. With ``partition_by``
 each Parquet output is a directory in Hive layout (``pairs/model=<value>/part-0.parquet``),
 one file per value, each written as its rows arrive.
@@ -31,9 +31,9 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 ROW_GROUP_ROWS = 128 * 1024
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 #: Parquet codecs a run may write with; the first is the default. snappy (the default of
-#: Spark, DuckDB and pyarrow) compresses the 1 GB bench archive's outputs 0.6 CPU-seconds
-#: faster than zstd, which makes them about 30% smaller (pairs.parquet 138 against 104 MB,
-#: candidates.parquet 72 against 54 MB): zstd is for outputs kept long.
+#: Spark, DuckDB and pyarrow) writes the 1 GB bench archive's outputs 0.6 CPU-seconds
+#: faster than zstd; zstd makes them about a quarter smaller (pairs.parquet 104 against
+#: 138 MB, candidates.parquet 54 against 72 MB), for outputs kept long.
 PARQUET_COMPRESSIONS = ("snappy", "zstd", "lz4", "none")
 FREE_TEXT_COLUMNS = frozenset({"terse", "rich", "text", "prompt_head", "response_head"})
 
