@@ -20,3 +20,34 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # (streaming where it can) cuts them into morsels across its async executor, which costs
 # more than it overlaps here (1 GB bench archive: 4.9 -> 4.7 s, 30 MiB more peak).
 os.environ.setdefault("POLARS_ENGINE_AFFINITY", "in-memory")
+
+
+def _keep_freed_memory_for_reuse() -> None:
+    """Tell glibc's malloc to serve large blocks from its heap and to keep what is freed.
+
+    Python's bytes (a file read whole) and numpy's arrays (the word count's temporaries,
+    1 MB at a time) come from glibc. By default a block over 128 KB to 32 MB is mapped
+    fresh, and freed memory at the top of the heap is returned, so every batch faults
+    in new zeroed pages. With blocks up to 256 MB from the heap and up to 512 MB kept,
+    they are reused. 1 GB bench archive, six alternating pairs of runs: 4.17 -> 4.05 s,
+    sys time 1.08 -> 0.89 s, page faults about a fifth fewer, peak RSS 817 -> 869 MiB
+    (the kept memory). Set here rather than through ``MALLOC_*`` variables, which glibc
+    reads only when a process starts; a variable the user set wins.
+    """
+    try:
+        libc_version = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):  # not a system that names its C library
+        return
+    if not libc_version.startswith("glibc") or any(
+        name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    ):
+        return
+    import ctypes  # noqa: PLC0415  (only where glibc is)
+
+    libc = ctypes.CDLL(None)  # the C library the interpreter runs on
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt's parameter numbers in malloc.h
+    libc.mallopt(m_mmap_threshold, 256 << 20)
+    libc.mallopt(m_trim_threshold, 512 << 20)
+
+
+_keep_freed_memory_for_reuse()
