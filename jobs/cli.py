@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +53,14 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Keep subcommands named even while there is one."""
+
+
+def _one_of(value: str | None, choices: Sequence[str | None], option: str) -> None:
+    """A one-line usage error unless ``value`` is one of ``choices`` (None: the option was
+    not given, allowed where ``choices`` holds it)."""
+    if value not in choices:
+        named = ", ".join(choice for choice in choices if choice is not None)
+        raise typer.BadParameter(f"must be one of {named}", param_hint=f"'{option}'")
 
 
 @app.command()
@@ -105,18 +114,10 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     ] = False,
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
-    if responses not in RESPONSE_MODES:
-        raise typer.BadParameter(f"must be one of {', '.join(RESPONSE_MODES)}", param_hint="'--responses'")
-    if partition_by not in PARTITION_COLUMNS:
-        raise typer.BadParameter(
-            f"must be one of {', '.join(map(str, PARTITION_COLUMNS[1:]))}", param_hint="'--partition-by'"
-        )
-    if parquet_compression not in PARQUET_COMPRESSIONS:
-        raise typer.BadParameter(
-            f"must be one of {', '.join(PARQUET_COMPRESSIONS)}", param_hint="'--parquet-compression'"
-        )
-    if format_ is not None and format_ not in format_names():
-        raise typer.BadParameter(f"must be one of {', '.join(format_names())}", param_hint="'--format'")
+    _one_of(responses, RESPONSE_MODES, "--responses")
+    _one_of(partition_by, PARTITION_COLUMNS, "--partition-by")
+    _one_of(parquet_compression, PARQUET_COMPRESSIONS, "--parquet-compression")
+    _one_of(format_, (None, *format_names()), "--format")
     try:
         files = find_session_files(inputs)
     except InputError as error:

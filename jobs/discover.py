@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator
@@ -238,7 +237,7 @@ def _read_up_to(handle: IO[bytes], max_bytes: int) -> bytes:
 GZIP_SIZE_BYTES = 4
 
 
-def _gunzip_whole(path: Path, max_bytes: int) -> bytes | None:
+def _gunzip_whole(path: Path, size: int, max_bytes: int) -> bytes | None:
     """A gzip file's content in one inflate, if it is one member of at most ``max_bytes``;
     None for any other file, which is then read as a stream.
 
@@ -247,10 +246,11 @@ def _gunzip_whole(path: Path, max_bytes: int) -> bytes | None:
     the stream too, which finds the line it breaks at. The trailer is read first, and a
     file over twice the batch size is never read whole: its content cannot fit a batch.
     """
+    if size > 2 * max_bytes:
+        return None
     with path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
         handle.seek(max(0, size - GZIP_SIZE_BYTES))
-        if size > 2 * max_bytes or int.from_bytes(handle.read(), "little") > max_bytes:
+        if int.from_bytes(handle.read(), "little") > max_bytes:
             return None
         handle.seek(0)
         packed = handle.read()
@@ -274,7 +274,7 @@ def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int)
     if size <= max_bytes and found.compression is None:  # the common case: one read, no copies
         yield Piece(file_index, path, reader, 1, path.read_bytes(), ends_file=True, size=size)
         return
-    if found.compression == "gzip" and (content := _gunzip_whole(path, max_bytes)) is not None:
+    if found.compression == "gzip" and (content := _gunzip_whole(path, size, max_bytes)) is not None:
         yield Piece(file_index, path, reader, 1, content, ends_file=True, size=size)
         return
     first_line = 1

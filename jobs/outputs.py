@@ -2,8 +2,8 @@
 
 Parquet outputs are snappy-compressed unless told otherwise (``PARQUET_COMPRESSIONS``),
 with row groups of at most ``ROW_GROUP_ROWS`` rows (fewer only at the end of a file):
-batches are buffered until a row group is full, or
-until ``ROW_GROUP_BYTES`` of data wait, so memory stays bounded. With ``partition_by``
+batches are buffered until a row group is full, or until ``ROW_GROUP_BYTES`` of data
+wait, so memory stays bounded. With ``partition_by``
 each Parquet output is a directory in Hive layout (``pairs/model=<value>/part-0.parquet``),
 one file per value, each written as its rows arrive.
 """
