@@ -40,6 +40,13 @@ class Batch:
     skipped_messages: int
 
 
+def _utf8_or_none(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     """Every line of the pieces as text (``file_index``, ``file``, ``line``, ``text``, and
     ``padded`` from ``raw_lines``).
@@ -56,7 +63,12 @@ def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
         )
         for piece in pieces
     ]
-    lines = raw_lines(contents).with_columns(pl.col("raw").cast(pl.String, strict=False).alias("text"))
+    lines = raw_lines(contents)
+    try:
+        lines = lines.with_columns(pl.col("raw").cast(pl.String).alias("text"))
+    except pl.exceptions.ComputeError:  # polars' cast rejects the whole column, even non-strict
+        texts = [_utf8_or_none(line) for line in lines["raw"]]  # only a batch with a bad line
+        lines = lines.with_columns(pl.Series("text", texts, dtype=pl.String))
     invalid = lines.filter(pl.col("text").is_null())
     numbered = pieces[0].reader.layout == "lines"
     for file_index, file, line, content, _, _ in invalid.iter_rows():

@@ -88,6 +88,27 @@ def test_bad_lines_are_quarantined_and_good_pairs_kept(
     assert no_id.select("source", "model").rows() == [(f"{edge}:{no_id['line'][0]}", "hermes-4-70b")]
 
 
+def test_a_line_that_is_not_utf8_is_quarantined_and_the_lines_around_it_kept(tmp_path: Path) -> None:
+    answer = " ".join(["word"] * 40)
+    sessions = [
+        {
+            "id": f"s{i}",
+            "conversations": [{"from": "human", "value": f"Why {i}?"}, {"from": "gpt", "value": answer}],
+        }
+        for i in range(2)
+    ]
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "mixed.jsonl").write_bytes(
+        json.dumps(sessions[0]).encode() + b"\n\xff\xfe not text\n" + json.dumps(sessions[1]).encode() + b"\n"
+    )
+    stats, records = run_ours(archive, tmp_path / "out")
+    assert [record["terse"] for record in records] == ["Why 0?", "Why 1?"]
+    quarantine = pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")
+    assert quarantine.select("line", "error").rows() == [(2, "invalid UTF-8: invalid start byte")]
+    assert stats["malformed_lines"] == 1
+
+
 def test_dry_run_writes_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
