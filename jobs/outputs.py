@@ -10,11 +10,14 @@ one file per value, each written as its rows arrive.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -111,6 +114,40 @@ MESSAGES_SCHEMA = pa.schema(
 
 #: Parquet outputs: name -> schema. ``messages`` only with ``--emit-messages``.
 PARQUET_OUTPUTS = {"pairs": PAIRS_SCHEMA, "candidates": CANDIDATES_SCHEMA, "messages": MESSAGES_SCHEMA}
+
+
+_AT_FDCWD = -100  # renameat2's "relative to the working directory", from fcntl.h
+_RENAME_EXCHANGE = 2  # from linux/fs.h
+
+
+@cache
+def _renameat2() -> Any:
+    """The C library's ``renameat2``, or None where it has none (not Linux, old glibc)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(source: Path, target: Path) -> bool:
+    """Swap ``source`` and ``target`` in one atomic step; False where that cannot be done
+    (either is missing, or the system or file system has no exchange).
+
+    Replacing a file with ``rename`` makes ext4 (and btrfs) allocate and start writing
+    the new file's blocks before the rename returns, a guard for programs that never
+    fsync: on the 1 GB bench archive the run waited 0.26 s for its 610 MB of outputs
+    (0.85 s for 2.4 GB at 4 GB), with a core idle. An exchange has no such step; the
+    kernel writes the outputs back as it does any other file. Either way the target
+    holds the old output or the new one, never neither.
+    """
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE)
+    return bool(done == 0)
 
 
 class _ParquetSink:
@@ -244,10 +281,13 @@ class Outputs:
                 rows.write_ndjson(self._quarantine)
 
     def commit(self, stats: dict[str, Any]) -> None:
-        """Close every file and rename it over the previous output.
+        """Close every file and put it in place of the previous output, which is left in
+        the scratch folder and removed with it.
 
-        A partitioned output is a directory: the previous one is renamed aside first and
-        removed once the new one is in place.
+        Each output is swapped with the previous one in one step where the system can
+        (``_exchange``), else renamed over it. A partitioned output is a directory, which
+        a rename cannot replace: without an exchange the previous one is renamed aside
+        first.
         """
         assert self._scratch is not None
         self._close()
@@ -260,6 +300,8 @@ class Outputs:
         ]
         for name in names:
             source, target = self._scratch / name, self.out_dir / name
+            if _exchange(source, target):
+                continue
             if source.is_dir() and target.exists():
                 target.rename(self._scratch / f"{name}.previous")
             source.replace(target)

@@ -14,7 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jobs.cli import main
-from jobs.outputs import Outputs
+from jobs.outputs import Outputs, _exchange
 from tests.conftest import EXAMPLE_ARCHIVE, run_ours
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -212,6 +212,34 @@ def test_a_run_that_dies_leaves_the_previous_outputs_whole(
     monkeypatch.setattr(Outputs, "write_quarantine", dies_after_writing_pairs)
     assert compound(monkeypatch, "pairs", str(archive), "--out", str(out)) == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no scratch left behind either
+
+
+def test_a_rerun_puts_its_outputs_in_place_of_the_previous_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    one_file = tmp_path / "one"
+    one_file.mkdir()
+    shutil.copy(EXAMPLE_ARCHIVE / "2026-01" / "sessions_0000.jsonl", one_file)
+    fresh, rerun = tmp_path / "fresh", tmp_path / "rerun"
+    assert compound(monkeypatch, "pairs", str(one_file), "--out", str(fresh)) == 0
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(rerun)) == 0
+    assert compound(monkeypatch, "pairs", str(one_file), "--out", str(rerun)) == 0
+    assert sorted(p.name for p in rerun.iterdir()) == sorted(p.name for p in fresh.iterdir())  # no scratch
+    for name in ("pairs.jsonl", "quarantine.jsonl"):
+        assert (rerun / name).read_bytes() == (fresh / name).read_bytes()
+    for name in ("pairs.parquet", "candidates.parquet"):
+        assert_frame_equal(pl.read_parquet(rerun / name), pl.read_parquet(fresh / name))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="renameat2 is Linux's")
+def test_an_output_is_swapped_with_the_previous_one_in_one_step(tmp_path: Path) -> None:
+    new, previous = tmp_path / "new", tmp_path / "previous"
+    new.write_text("this run")
+    previous.write_text("the run before")
+    assert _exchange(new, previous)
+    assert (previous.read_text(), new.read_text()) == ("this run", "the run before")
+    assert not _exchange(new, tmp_path / "missing")  # then the commit renames instead
+    assert new.read_text() == "the run before"
 
 
 def test_small_batches_cut_files_into_pieces_without_changing_anything(tmp_path: Path) -> None:
