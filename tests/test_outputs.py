@@ -121,7 +121,7 @@ def test_every_output_reads_back_with_pyarrow_and_duckdb(
         file = pq.ParquetFile(path)
         assert file.schema_arrow == schema, name
         assert file.metadata.num_rows == expected_rows[name]
-        assert file.metadata.row_group(0).column(0).compression == "SNAPPY"
+        assert file.metadata.row_group(0).column(0).compression == "ZSTD"
         described = duck("DESCRIBE SELECT * FROM read_parquet(?)", path)
         assert [column[0] for column in described] == schema.names
         assert duck("SELECT count(*) FROM read_parquet(?)", path) == [(expected_rows[name],)]
