@@ -262,10 +262,13 @@ class Outputs:
         return self
 
     def write_pairs(self, pairs: pl.DataFrame) -> None:
+        """pairs.parquet; ``write_jsonl`` writes the same pairs to pairs.jsonl."""
+        self._sinks["pairs"].write(pairs)
+
+    def write_jsonl(self, pairs: pl.DataFrame) -> None:
         assert self._jsonl is not None
         if not pairs.is_empty():
             pairs.select(JSONL_FIELDS).write_ndjson(self._jsonl)
-        self._sinks["pairs"].write(pairs)
 
     def write_candidates(self, candidates: pl.DataFrame) -> None:
         self._sinks["candidates"].write(candidates)
