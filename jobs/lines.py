@@ -52,8 +52,9 @@ MAX_VIEW_BUFFER = (1 << 31) - 1
 LONG_LINE_BYTES = 4096
 
 
-def _line_ends(data: bytes) -> npt.NDArray[np.int64]:
-    """The position of every ``\\n`` in ``data``.
+def _long_line_ends(data: bytes) -> tuple[list[int], int]:
+    """The first ``\\n`` positions of ``data``, searched for one by one while lines are
+    long, and where the search stopped (-1: at the end, every one found).
 
     A session per line makes lines of tens of KB: one ``find`` per line then costs a
     quarter of comparing every byte with numpy (0.008 against 0.029 s for 200 MB of the
@@ -66,11 +67,35 @@ def _line_ends(data: bytes) -> npt.NDArray[np.int64]:
     while at >= 0 and len(ends) < budget:
         ends.append(at)
         at = data.find(b"\n", at + 1)
+    return ends, at
+
+
+def _line_ends(data: bytes) -> npt.NDArray[np.int64]:
+    """The position of every ``\\n`` in ``data``."""
+    ends, at = _long_line_ends(data)
     found = np.array(ends, dtype=np.int64)
     if at < 0:
         return found
     rest = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, offset=at) == NEWLINE) + at
     return np.concatenate((found, rest))
+
+
+#: numpy compares this many bytes at a time when it counts, so that its temporary stays small.
+COUNT_CHUNK_BYTES = 1 << 20
+
+
+def count_line_ends(data: bytes) -> int:
+    """``data.count(b"\\n")``, which CPython does a byte at a time while holding the GIL:
+    4.9 ms for a 20 MB bench file, against 0.45 ms here (1.9 ms for 100-byte lines)."""
+    ends, at = _long_line_ends(data)
+    if at < 0:
+        return len(ends)
+    values = np.frombuffer(data, dtype=np.uint8)
+    rest = sum(
+        int(np.count_nonzero(values[start : start + COUNT_CHUNK_BYTES] == NEWLINE))
+        for start in range(at, len(values), COUNT_CHUNK_BYTES)
+    )
+    return len(ends) + rest
 
 
 def _line_bounds(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

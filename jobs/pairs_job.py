@@ -54,7 +54,8 @@ class PairRules:
 class Prepared:
     """A batch read and its candidates found: all of it that needs no other batch."""
 
-    pieces: list[Piece]
+    files_ended: int  # for progress: not the pieces, whose bytes would stay in memory
+    bytes_read: int
     candidates: pl.DataFrame
     per_format: pl.DataFrame  # format, messages, sessions
     quarantine: pl.DataFrame
@@ -247,7 +248,8 @@ def run(
             )
         ).collect()
         return Prepared(
-            pieces=batch,
+            files_ended=sum(piece.ends_file for piece in batch),
+            bytes_read=sum(piece.size for piece in batch),
             candidates=found,
             per_format=read.messages.group_by("format").agg(
                 pl.len().alias("messages"), session_key().n_unique().alias("sessions")
@@ -287,8 +289,7 @@ def run(
                     ledger_writer.submit(_write_lines_and_ledger, outputs, kept, marked),
                 ]
             if on_batch is not None:
-                pieces = prepared.pieces
-                on_batch(sum(piece.ends_file for piece in pieces), sum(piece.size for piece in pieces))
+                on_batch(prepared.files_ended, prepared.bytes_read)
         for pending in pending_writes:
             pending.result()
     return stats, samples

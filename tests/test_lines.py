@@ -6,7 +6,8 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.lines import LONG_LINE_BYTES, Content, raw_lines
+from jobs.discover import _line_breaks
+from jobs.lines import LONG_LINE_BYTES, Content, count_line_ends, raw_lines
 from transforms.text import PY_WHITESPACE
 
 #: Lines around the 12 bytes a view holds in itself, blank ones, and padded ones.
@@ -59,3 +60,18 @@ def test_long_lines_then_short_ones_are_all_found(lengths: list[int], final_newl
     got = raw_lines([Content(0, "f", 1, text.encode())])
     assert got["raw"].cast(pl.String).to_list() == expected_lines(text)
     assert got["line"].to_list() == list(range(1, len(expected_lines(text)) + 1))
+
+
+@given(
+    st.lists(st.sampled_from([0, 1, 30, LONG_LINE_BYTES - 1, 3 * LONG_LINE_BYTES]), max_size=30),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.booleans(),
+)
+def test_a_piece_counts_the_lines_it_ends_as_text_mode_reads_them(
+    lengths: list[int], newline: str, final_newline: bool
+) -> None:
+    """The next piece of a file cut in several is numbered from this count, and numpy
+    counts the ``\\n`` the line-by-line search leaves."""
+    data = (newline.join("x" * length for length in lengths) + (newline if final_newline else "")).encode()
+    assert count_line_ends(data) == data.count(b"\n")
+    assert _line_breaks(data) == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n")
