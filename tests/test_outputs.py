@@ -122,6 +122,14 @@ def test_every_output_reads_back_with_pyarrow_and_duckdb(
         assert file.schema_arrow == schema, name
         assert file.metadata.num_rows == expected_rows[name]
         assert file.metadata.row_group(0).column(0).compression == "ZSTD"
+        # min/max for the columns a reader filters on, and none for free text and ids
+        columns = {
+            column.path_in_schema: column
+            for column in map(file.metadata.row_group(0).column, range(len(schema)))
+        }
+        assert columns["model"].is_stats_set, name
+        for plain in ("pair_id", "terse", "rich", "text", "prompt_head", "dedup_key"):
+            assert plain not in columns or not columns[plain].is_stats_set, (name, plain)
         described = duck("DESCRIBE SELECT * FROM read_parquet(?)", path)
         assert [column[0] for column in described] == schema.names
         assert duck("SELECT count(*) FROM read_parquet(?)", path) == [(expected_rows[name],)]
