@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
+from jobs import read_batch
 from jobs.cli import main
 from jobs.outputs import Outputs, _exchange
 from tests.conftest import EXAMPLE_ARCHIVE, run_ours
@@ -242,6 +243,22 @@ def test_an_output_is_swapped_with_the_previous_one_in_one_step(tmp_path: Path) 
     assert (previous.read_text(), new.read_text()) == ("this run", "the run before")
     assert not _exchange(new, tmp_path / "missing")  # then the commit renames instead
     assert new.read_text() == "the run before"
+
+
+def test_records_decoded_in_small_chunks_give_the_same_outputs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Records are decoded a chunk at a time; bad lines (edge-cases) are still found
+    among them, and nothing else changes."""
+    whole, chunked = tmp_path / "whole", tmp_path / "chunked"
+    run_ours(EXAMPLE_ARCHIVE, whole)
+    monkeypatch.setattr(read_batch, "DECODE_CHUNK_BYTES", 500)  # a few records per chunk
+    run_ours(EXAMPLE_ARCHIVE, chunked)
+    for name in ("pairs.jsonl", "quarantine.jsonl", "stats.json"):
+        assert (chunked / name).read_bytes() == (whole / name).read_bytes(), name
+    for name in ("pairs.parquet", "candidates.parquet"):
+        assert_frame_equal(pl.read_parquet(chunked / name), pl.read_parquet(whole / name))
+    assert json.loads((chunked / "stats.json").read_text())["malformed_lines"] > 0
 
 
 def test_small_batches_cut_files_into_pieces_without_changing_anything(tmp_path: Path) -> None:
