@@ -208,11 +208,28 @@ class Piece:
     path: Path
     reader: Reader
     first_line: int  # 1-based line number of the first line in ``data``
-    data: bytes
+    data: bytes  # empty until ``loaded`` when ``deferred``
     ends_file: bool
     size: int  # bytes of the file this piece stands for (on disk), for progress
     #: the rest of the file could not be read (a truncated archive); quarantined
     damaged: str | None = None
+    #: a whole uncompressed file, read by the thread that reads its batch: read when
+    #: the batch was made, it sat in memory while the batch waited for a thread
+    deferred: bool = False
+
+    @property
+    def length(self) -> int:
+        """Bytes of content, read or not."""
+        return self.size if self.deferred else len(self.data)
+
+    def loaded(self) -> Piece:
+        """This piece with its bytes; a file gone or unreadable by then is a damaged piece."""
+        if not self.deferred:
+            return self
+        try:
+            return replace(self, data=self.path.read_bytes(), deferred=False)
+        except OSError as error:
+            return replace(self, deferred=False, damaged=f"cannot read the file: {error.strerror}")
 
 
 def _line_breaks(data: bytes) -> int:
@@ -282,7 +299,7 @@ def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int)
         return
     split = reader.line_per_conversation
     if size <= max_bytes and found.compression is None:  # the common case: one read, no copies
-        yield Piece(file_index, path, reader, 1, path.read_bytes(), ends_file=True, size=size)
+        yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size, deferred=True)
         return
     if found.compression == "gzip" and (content := _gunzip_whole(path, size, max_bytes)) is not None:
         yield Piece(file_index, path, reader, 1, content, ends_file=True, size=size)
@@ -323,10 +340,10 @@ def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece
         if found.reader is None:
             continue
         for piece in _pieces_of(file_index, found, found.reader, max_bytes):
-            if batch and size + len(piece.data) > max_bytes:
+            if batch and size + piece.length > max_bytes:
                 yield batch
                 batch, size = [], 0
             batch.append(piece)
-            size += len(piece.data)
+            size += piece.length
     if batch:
         yield batch

@@ -242,11 +242,17 @@ def run(
         messages = read.messages.lazy()
         if rules.strip_think:
             messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
-        found = with_dedup_keys(
-            candidates(
-                messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
+        found = (
+            with_dedup_keys(
+                candidates(
+                    messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
+                )
             )
-        ).collect()
+            # written nowhere (the pairs are the stripped texts): dropped, so that the
+            # buffers of every message's text are freed before the batch is written
+            .drop("prompt", "response")
+            .collect()
+        )
         return Prepared(
             files_ended=sum(piece.ends_file for piece in batch),
             bytes_read=sum(piece.size for piece in batch),

@@ -189,6 +189,7 @@ def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
 
 def read_batch(pieces: list[Piece]) -> Batch:
     """Read the given pieces of session files into one message table."""
+    pieces = [piece.loaded() for piece in pieces]
     quarantine = Quarantine()
     exact = ExactPath(quarantine)
     frames = [pl.DataFrame(schema=MESSAGE_SCHEMA)]

@@ -13,7 +13,7 @@ import zstandard
 
 from jobs.discover import batches, detect, find_session_files
 from jobs.pairs_job import PairRules, run
-from jobs.read_batch import read_files
+from jobs.read_batch import read_batch, read_files
 from tests.conftest import SHARED
 
 LONG = " ".join(["word"] * 40)
@@ -223,3 +223,19 @@ def test_real_sharegpt_documents() -> None:
     assert calls["has_tool_calls"].all()
     assert calls["text"].is_null().all()  # a call is not something the assistant said
     assert messages.filter(pl.col("role_raw") == "observation")["role"].unique().to_list() == ["tool"]
+
+
+def test_a_file_gone_before_its_batch_is_read_is_quarantined(tmp_path: Path) -> None:
+    """A whole file is read when its batch is, not when batches are made."""
+    gone, kept = tmp_path / "gone.jsonl", tmp_path / "kept.jsonl"
+    session = {
+        "id": "s",
+        "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yes"}],
+    }
+    for path in (gone, kept):
+        path.write_text(json.dumps(session) + "\n")
+    (batch,) = batches([detect(gone), detect(kept)], 1 << 20)
+    gone.unlink()
+    read = read_batch(batch)
+    assert read.quarantine.rows() == [(str(gone), 1, "cannot read the file: No such file or directory", "")]
+    assert read.messages["file"].unique().to_list() == [str(kept)]

@@ -133,6 +133,17 @@ def content_filters(min_ratio: float, min_words: int, responses: str = "each") -
     return {name: expr.fill_null(False).alias(name) for name, expr in exprs.items()}
 
 
+def own_copy(text: pl.Expr) -> pl.Expr:
+    """The strings copied into buffers of their own.
+
+    A slice of a text is a view into the buffer that holds it, and that buffer holds the
+    text of every message decoded with it (tool output included): a 200-character head
+    would keep a whole batch's text in memory for as long as the ledger lives. An
+    empty suffix makes polars write each string out anew.
+    """
+    return pl.concat_str(text, pl.lit(""))
+
+
 def first_reason(names: tuple[str, ...]) -> pl.Expr:
     """The first of the named boolean columns that is true, as its name; null if none."""
     return pl.coalesce([pl.when(pl.col(name)).then(pl.lit(name)) for name in names])
@@ -164,8 +175,10 @@ def candidates(
         .with_columns(
             word_count(pl.col("response")).alias("response_words"),
             pl.col("response").str.count_matches(CODE_FENCE).fill_null(0).cast(pl.Int64).alias("code_fences"),
-            pl.col("prompt").str.slice(0, HEAD_CHARS).alias("prompt_head"),
-            pl.col("response").str.slice(0, HEAD_CHARS).alias("response_head"),
+            own_copy(pl.col("prompt").str.slice(0, HEAD_CHARS)).alias("prompt_head"),
+            own_copy(pl.col("response").str.slice(0, HEAD_CHARS)).alias("response_head"),
+            pl.col("prompt").str.len_chars().fill_null(0).cast(pl.Int64).alias("prompt_chars"),
+            pl.col("response").str.len_chars().fill_null(0).cast(pl.Int64).alias("response_chars"),
         )
         .with_columns(**filters)
         .with_columns(
@@ -254,8 +267,6 @@ def ledger(marked: pl.LazyFrame) -> pl.LazyFrame:
         .drop("failed_mask")
         .with_columns(
             pl.col("reject_reason").is_null().alias("kept"),
-            pl.col("prompt").str.len_chars().fill_null(0).cast(pl.Int64).alias("prompt_chars"),
-            pl.col("response").str.len_chars().fill_null(0).cast(pl.Int64).alias("response_chars"),
             pl.when(has_ratio)
             .then(py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")))
             .alias("ratio"),
