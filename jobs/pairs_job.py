@@ -41,6 +41,11 @@ DEFAULT_BATCH_BYTES = 40 * 1024 * 1024
 #: with two, the 1 GB bench archive takes 5.1 s instead of 5.6 s (three: 5.2 s), for
 #: 90 MiB more peak memory.
 READERS = 2
+#: Batches handed to the writers and not yet written. With one, the main thread waited
+#: for the previous batch's writes before handing over the next, and the readers then
+#: for the main thread; with two, 3.77-3.87 -> 3.64-3.69 s on the 1 GB bench archive
+#: (three: no better), peak memory unchanged within the noise (850-900 MiB).
+WRITES_AHEAD = 2
 T = TypeVar("T")
 
 
@@ -276,13 +281,14 @@ def run(
     # one for pairs.parquet and one for pairs.jsonl and the ledger (a single writer was
     # the slowest stage: with zstd, 4.37 -> 4.17 s on the 1 GB bench archive). polars
     # and pyarrow release the GIL, so the stages use every core; batches are
-    # deduplicated in order, and each writer takes them in order, one at a time.
+    # deduplicated in order, and each writer takes them in order (WRITES_AHEAD of them
+    # may wait).
     with (
         ThreadPoolExecutor(READERS, "compound-read") as reader,
         ThreadPoolExecutor(1, "compound-write") as writer,
         ThreadPoolExecutor(1, "compound-write-ledger") as ledger_writer,
     ):
-        pending_writes: list[Future[None]] = []
+        writing: deque[list[Future[None]]] = deque()  # per batch, oldest first
         for prepared in _read_ahead(reader, prepare, batches(detected(), batch_bytes), READERS):
             seen_before = pl.lit(seen.contains(prepared.candidates["dedup_key"]))
             marked, kept = split_kept(
@@ -292,15 +298,19 @@ def run(
             stats.add_batch(prepared, marked, kept)
             if len(samples) < sample_size:
                 samples.extend(kept.head(sample_size - len(samples)).to_dicts())
-            for pending in pending_writes:
-                pending.result()
+            while len(writing) >= WRITES_AHEAD:
+                for pending in writing.popleft():
+                    pending.result()
             if outputs is not None:
-                pending_writes = [
-                    writer.submit(_write_tables, outputs, kept, prepared),
-                    ledger_writer.submit(_write_lines_and_ledger, outputs, kept, marked),
-                ]
+                writing.append(
+                    [
+                        writer.submit(_write_tables, outputs, kept, prepared),
+                        ledger_writer.submit(_write_lines_and_ledger, outputs, kept, marked),
+                    ]
+                )
             if on_batch is not None:
                 on_batch(prepared.files_ended, prepared.bytes_read)
-        for pending in pending_writes:
-            pending.result()
+        for batch_writes in writing:
+            for pending in batch_writes:
+                pending.result()
     return stats, samples
