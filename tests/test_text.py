@@ -8,6 +8,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
+from transforms.pairs import own_copy
 from transforms.text import PY_WHITESPACE, py_round_ratio_2, py_strip
 from transforms.words import word_count
 
@@ -75,3 +76,14 @@ def test_round_matches_python_on_large_counts(pairs: list[tuple[int, int]]) -> N
     frame = pl.DataFrame(pairs, schema=["words", "prompt"], orient="row")
     rounded = frame.select(py_round_ratio_2(pl.col("words"), pl.col("prompt"))).to_series().to_list()
     assert rounded == [round(w / p, 2) for w, p in pairs]
+
+
+def test_a_head_holds_its_own_bytes_not_the_whole_text() -> None:
+    """A slice is a view into the text's buffer; the ledger's heads must not keep every
+    message of a batch in memory (``own_copy``)."""
+    texts = pl.Series("text", [f"{i:04d}" + "x" * 5000 for i in range(200)])  # 1 MB
+    heads = texts.to_frame().select(own_copy(pl.col("text").str.slice(0, 20))).to_series()
+    assert heads.to_list() == [text[:20] for text in texts.to_list()]
+    exported = heads.to_arrow(compat_level=pl.CompatLevel.newest())
+    held = sum(buffer.size for buffer in exported.buffers()[2:] if buffer is not None)
+    assert held < 20 * len(texts) * 2  # the heads' 4 KB, not the texts' 1 MB
