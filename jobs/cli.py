@@ -150,6 +150,8 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
             with Outputs(
                 out, emit_messages=emit_messages, partition_by=partition_by, compression=parquet_compression
             ) as outputs:
+                for folder in outputs.abandoned_removed:
+                    err.print(f"removed {folder}: the scratch folder of a run that died", soft_wrap=True)
                 stats, samples = run(files, rules, outputs, forced_format=format_, on_batch=advance)
                 outputs.commit(stats.as_dict())
     if dry_run:

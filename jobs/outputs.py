@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -119,6 +120,56 @@ MESSAGES_SCHEMA = pa.schema(
 
 #: Parquet outputs: name -> schema. ``messages`` only with ``--emit-messages``.
 PARQUET_OUTPUTS = {"pairs": PAIRS_SCHEMA, "candidates": CANDIDATES_SCHEMA, "messages": MESSAGES_SCHEMA}
+
+
+SCRATCH_PREFIX = ".compound-"
+#: A scratch folder younger than this is never taken for abandoned: its run may be
+#: between creating it and locking it.
+ABANDONED_AFTER_S = 60.0
+
+
+def _lock(folder: Path) -> int | None:
+    """An exclusive lock on ``folder``, held until the returned descriptor is closed (or
+    the process ends, however it ends); None if another process holds it, or where
+    there are no such locks."""
+    try:
+        import fcntl  # noqa: PLC0415  (not on Windows)
+    except ImportError:
+        return None
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def remove_abandoned_scratch(out_dir: Path) -> list[Path]:
+    """Remove the scratch folders of runs into ``out_dir`` that died without cleaning up
+    (killed, out of memory, a power cut); return them.
+
+    A live run holds a lock on its scratch folder, which the kernel drops when the run's
+    process ends: a folder whose lock can be taken, and which is not brand new, is
+    abandoned. Left alone, a nightly job that keeps dying would fill the disk with
+    partial outputs.
+    """
+    removed = []
+    for folder in sorted(out_dir.glob(f"{SCRATCH_PREFIX}*")):
+        try:
+            if not folder.is_dir() or time.time() - folder.stat().st_mtime < ABANDONED_AFTER_S:
+                continue
+            descriptor = _lock(folder)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if descriptor is None:
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(descriptor)
+        removed.append(folder)
+    return removed
 
 
 _AT_FDCWD = -100  # renameat2's "relative to the working directory", from fcntl.h
@@ -243,6 +294,8 @@ class Outputs:
         self.partition_by = partition_by
         self.compression = compression
         self._scratch: Path | None = None
+        self._scratch_lock: int | None = None
+        self.abandoned_removed: list[Path] = []  # scratch folders of dead runs, removed on entry
         self._jsonl: IO[bytes] | None = None
         self._quarantine: IO[bytes] | None = None
         self._quarantine_lock = threading.Lock()
@@ -254,7 +307,9 @@ class Outputs:
 
     def __enter__(self) -> Outputs:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._scratch = Path(tempfile.mkdtemp(prefix=".compound-", dir=self.out_dir))
+        self.abandoned_removed = remove_abandoned_scratch(self.out_dir)
+        self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.out_dir))
+        self._scratch_lock = _lock(self._scratch)
         self._jsonl = (self._scratch / PAIRS_JSONL).open("wb")
         self._quarantine = (self._scratch / QUARANTINE_JSONL).open("wb")
         for name, schema in PARQUET_OUTPUTS.items():
@@ -340,6 +395,9 @@ class Outputs:
         self._close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+        if self._scratch_lock is not None:
+            os.close(self._scratch_lock)
+            self._scratch_lock = None
 
 
 def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:

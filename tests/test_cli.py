@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from jobs import read_batch
 from jobs.cli import main
-from jobs.outputs import Outputs, _exchange
+from jobs.outputs import ABANDONED_AFTER_S, SCRATCH_PREFIX, Outputs, _exchange
 from tests.conftest import EXAMPLE_ARCHIVE, run_ours
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -269,3 +272,29 @@ def test_small_batches_cut_files_into_pieces_without_changing_anything(tmp_path:
     for name in ("pairs.jsonl", "quarantine.jsonl", "stats.json"):
         assert (pieces / name).read_bytes() == (whole / name).read_bytes(), name
     assert_frame_equal(pl.read_parquet(pieces / "pairs.parquet"), pl.read_parquet(whole / "pairs.parquet"))
+
+
+def test_scratch_left_by_a_run_that_died_is_removed_by_the_next_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    abandoned, live, fresh = (out / f"{SCRATCH_PREFIX}{name}" for name in ("dead", "live", "new"))
+    for folder in (abandoned, live, fresh):
+        folder.mkdir(parents=True)
+        (folder / "pairs.jsonl").write_text("partial\n")
+    long_ago = time.time() - 2 * ABANDONED_AFTER_S
+    for folder in (abandoned, live):
+        os.utime(folder, (long_ago, long_ago))
+    held = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a run still going holds
+        assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(out)) == 0
+    finally:
+        os.close(held)
+    assert not abandoned.exists()
+    assert (live / "pairs.jsonl").exists()  # another run's, still going
+    assert (fresh / "pairs.jsonl").exists()  # too new to tell
+    assert f"removed {abandoned}: " in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "candidates.parquet", "pairs.jsonl", "pairs.parquet", "quarantine.jsonl", "stats.json",
+    ]  # fmt: skip
