@@ -217,3 +217,21 @@ def test_the_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.Mon
     ]
     assert len(figures) == 6
     assert (tmp_path / "out" / "candidates.parquet").exists()
+
+
+def test_a_partitioned_rerun_leaves_only_its_own_partitions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The previous run's directories are replaced whole: a model it had and this run
+    has not leaves no partition behind."""
+    args = ["--out", str(tmp_path), "--partition-by", "model"]
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), *args) == 0
+    before = {p.name for p in (tmp_path / "pairs").iterdir()}
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE / "2026-01"), *args) == 0
+    after = {p.name for p in (tmp_path / "pairs").iterdir()}
+    assert after < before
+    rows = scan_output(tmp_path, "pairs").select(pl.len()).collect().item()
+    assert rows == json.loads((tmp_path / "stats.json").read_text())["unique_pairs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "candidates", "pairs", "pairs.jsonl", "quarantine.jsonl", "stats.json",
+    ]  # fmt: skip
