@@ -229,7 +229,7 @@ class Piece:
         try:
             return replace(self, data=self.path.read_bytes(), deferred=False)
         except OSError as error:
-            return replace(self, deferred=False, damaged=f"cannot read the file: {error.strerror}")
+            return replace(self, deferred=False, damaged=f"cannot read the file: {error.strerror or error}")
 
 
 def _line_breaks(data: bytes) -> int:
