@@ -174,13 +174,14 @@ def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> De
     text = head.lstrip()
     if not text:
         return Detected(path, unrecognized="empty file")
+    lines = text.split(b"\n", SNIFF_RECORDS)[:SNIFF_RECORDS]
     try:
-        first = json.loads(text.split(b"\n", 1)[0])
+        first = json.loads(lines[0])
     except ValueError:
         first = None
     if isinstance(first, dict):
-        values = []
-        for line in text.split(b"\n")[:SNIFF_RECORDS]:
+        values = [first]
+        for line in lines[1:]:
             try:
                 values.append(json.loads(line))
             except ValueError:
