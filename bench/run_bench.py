@@ -38,6 +38,7 @@ Usage:
     make bench                                              # the suite (BENCH_RUNS=3)
     make bench BENCH_MB=20 BENCH_RUNS=1                     # one archive
     make bench BENCH_ARGS="--mb 20 --runs 1"                # the same
+    uv run python bench/run_bench.py --compound-args="--parquet-compression lz4"   # the suite, lz4 Parquet
 
 ``--suite-scale F`` (not in ``--help``) multiplies the suite's archive sizes by ``F``, to
 test the harness itself in seconds (``--suite-scale 0.01``: 10, 20 and 40 MB); its figures
@@ -56,6 +57,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -347,8 +349,8 @@ def reference_command(reference: Path, archive: Path, pairs_file: Path) -> list[
     return [sys.executable, str(reference), str(archive), "-o", str(pairs_file)]
 
 
-def compound_command(archive: Path, out_dir: Path) -> list[str]:
-    return [str(COMPOUND_SCRIPT), "pairs", str(archive), "--out", str(out_dir)]
+def compound_command(archive: Path, out_dir: Path, options: Sequence[str] = ()) -> list[str]:
+    return [str(COMPOUND_SCRIPT), "pairs", str(archive), "--out", str(out_dir), *options]
 
 
 def parse_floor_command(files: Sequence[Path]) -> list[str]:
@@ -416,10 +418,19 @@ class ArchiveBench:
     compound_samples: list[Sample] = field(default_factory=list)
     parse_floor_samples: list[Sample] = field(default_factory=list)
     parity: Parity | None = None
+    compound_options: tuple[str, ...] = ()  # --compound-args
 
     @classmethod
     def prepare(
-        cls, label: str, spec: ArchiveSpec, folder: Path, *, runs: int, programs: Programs, work_root: Path
+        cls,
+        label: str,
+        spec: ArchiveSpec,
+        folder: Path,
+        *,
+        runs: int,
+        programs: Programs,
+        work_root: Path,
+        compound_options: Sequence[str] = (),
     ) -> ArchiveBench:
         """The bench of one archive, with its page cache warmed and its scratch folder made."""
         reference, reference_note = programs.reference, None
@@ -438,6 +449,7 @@ class ArchiveBench:
             reference=reference,
             reference_note=reference_note,
             parse_floor_note=None if programs.parse_floor else programs.parse_floor_note,
+            compound_options=tuple(compound_options),
         )
         warm_page_cache(bench.files)
         return bench
@@ -454,7 +466,7 @@ class ArchiveBench:
         if self.reference is not None:
             command = reference_command(self.reference, self.folder, reference_file)
             self.time_program(run, "reference", self.reference_samples, command)
-        command = compound_command(self.folder, compound_dir)
+        command = compound_command(self.folder, compound_dir, self.compound_options)
         self.time_program(run, "compound", self.compound_samples, command)
         if self.reference is not None and self.parity is None:
             self.parity = compare_pairs(reference_file, compound_dir / PAIRS_FILE)
@@ -705,13 +717,17 @@ def parity_target(name: str, result: ArchiveResult | None) -> Target:
     return Target(name, measured, "same pairs", FAIL)
 
 
-def print_targets(targets: Sequence[Target], sizes: SuiteSizes, runs: int) -> None:
+def print_targets(
+    targets: Sequence[Target], sizes: SuiteSizes, runs: int, compound_options: Sequence[str] = ()
+) -> None:
     name_width = max(len("target"), *(len(target.name) for target in targets))
     measured_width = max(len("measured"), *(len(target.measured) for target in targets))
     limit_width = max(len("limit"), *(len(target.limit) for target in targets))
     header = f"== targets: median of {runs} alternating run{'s' if runs > 1 else ''} at {sizes.mb} MB"
     if sizes.scale != 1:
         header += f"; SCALED SUITE (--suite-scale {sizes.scale:g}): not the issue's 1/2/4 GB figures"
+    if compound_options:
+        header += f"; compound run with {shlex.join(compound_options)}"
     lines = [
         "",
         f"{header} ==",
@@ -766,6 +782,8 @@ def write_results(
     runs: int,
     suite: dict[str, Any] | None = None,
     targets: Sequence[Target] | None = None,
+    *,
+    compound_options: Sequence[str] = (),
 ) -> None:
     document = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -779,6 +797,7 @@ def write_results(
         "mode": "archives" if suite is None else "suite",
         "suite": suite,
         "runs": runs,
+        "compound_args": list(compound_options),
         "rss_budget_mib": RSS_BUDGET_MIB,
         "targets": None if targets is None else [asdict(target) for target in targets],
         "archives": [result.as_dict() for result in results],
@@ -851,6 +870,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip-reference", action="store_true", help="measure compound and the parse floor only"
+    )
+    parser.add_argument(
+        "--compound-args",
+        type=shlex.split,
+        default=[],
+        metavar="ARGS",
+        help="more options for every compound run, as one string "
+        "(e.g. --compound-args='--parquet-compression lz4'); recorded in results.json",
     )
     parser.add_argument(
         "--generator",
@@ -926,12 +953,18 @@ def bench_archives(args: argparse.Namespace, cache: Path) -> int:
         for spec in archive_specs(args):
             folder = ensure_archive(spec, cache, args.generator)
             archive_bench = ArchiveBench.prepare(
-                f"{spec.mb} MB", spec, folder, runs=args.runs, programs=programs, work_root=Path(work)
+                f"{spec.mb} MB",
+                spec,
+                folder,
+                runs=args.runs,
+                programs=programs,
+                work_root=Path(work),
+                compound_options=args.compound_args,
             )
             run_rounds([archive_bench], args.runs)
             results.append(archive_bench.result())
             print_report(results[-1])
-            write_results(cache / RESULTS_FILE, results, args.runs)
+            write_results(cache / RESULTS_FILE, results, args.runs, compound_options=args.compound_args)
     print(f"results: {cache / RESULTS_FILE}")
     return exit_status(results)
 
@@ -981,7 +1014,14 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
     def report(result: ArchiveResult) -> None:
         print_report(result)
         targets = suite_targets(suite, sizes)
-        write_results(cache / RESULTS_FILE, suite.archives(), args.runs, suite_info, targets)
+        write_results(
+            cache / RESULTS_FILE,
+            suite.archives(),
+            args.runs,
+            suite_info,
+            targets,
+            compound_options=args.compound_args,
+        )
 
     with tempfile.TemporaryDirectory(prefix="run-", dir=cache) as scratch:
         work = Path(scratch)
@@ -998,6 +1038,7 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
             runs=args.runs,
             programs=reference_programs(args),
             work_root=work,
+            compound_options=args.compound_args,
         )
         bad_bench = ArchiveBench.prepare(
             f"{label} bad {SUITE_BAD_SHARE:g}",
@@ -1006,6 +1047,7 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
             runs=args.runs,
             programs=compound_only,
             work_root=work,
+            compound_options=args.compound_args,
         )
         run_rounds([clean_bench, bad_bench], args.runs)
         suite.clean, suite.bad = clean_bench.result(), bad_bench.result()
@@ -1020,6 +1062,7 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
             runs=SUITE_SINGLE_RUNS,
             programs=gzip_programs,
             work_root=work,
+            compound_options=args.compound_args,
         )
         run_rounds([gzip_bench], SUITE_SINGLE_RUNS)
         suite.gzip = gzip_bench.result()
@@ -1034,12 +1077,13 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
                 runs=SUITE_SINGLE_RUNS,
                 programs=compound_only,
                 work_root=work,
+                compound_options=args.compound_args,
             )
             run_rounds([rss_bench], SUITE_SINGLE_RUNS)
             suite.rss.append(rss_bench.result())
             report(suite.rss[-1])
 
-    print_targets(suite_targets(suite, sizes), sizes, args.runs)
+    print_targets(suite_targets(suite, sizes), sizes, args.runs, args.compound_args)
     print(f"results: {cache / RESULTS_FILE}")
     return exit_status(suite.archives())
 
