@@ -1,4 +1,4 @@
-"""Output files, written under temporary names and renamed into place at the end.
+"""Output files, written under temporary names and swapped into place at the end.
 
 Parquet outputs are zstd-compressed unless told otherwise (``PARQUET_COMPRESSIONS``),
 with row groups of at most ``ROW_GROUP_ROWS`` rows (fewer only at the end of a file):
@@ -275,9 +275,10 @@ class _ParquetSink:
 
 
 class Outputs:
-    """Writes one run's outputs into a scratch folder inside ``out_dir``; ``commit`` moves
-    each into place with a rename. Leaving the context without a commit removes the
-    scratch folder and leaves the previous outputs as they were."""
+    """Writes one run's outputs into a scratch folder inside ``out_dir``; ``commit`` puts
+    each in place of the previous output (``commit`` says how). Leaving the context
+    without a commit removes the scratch folder and leaves the previous outputs as they
+    were."""
 
     def __init__(
         self,

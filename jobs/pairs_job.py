@@ -34,7 +34,7 @@ from transforms.pairs import (
 #: and 24 MB batches; a batch of a few sessions spends 4.6 ms reading, 3.1 finding
 #: candidates, 1.8 on the ledger and 2.8 writing), hence batches of 40 MB: 3.72-3.83 s
 #: for the 1 GB bench archive against 4.00-4.09 s with 24 MB, for 890 against 610 MiB
-#: of peak memory (905 MiB at 4 GB; the budget is 1 GiB).
+#: of peak memory (906-969 MiB at 4 GB over several runs; the budget is 1 GiB).
 DEFAULT_BATCH_BYTES = 40 * 1024 * 1024
 #: Batches read and prepared at once, ahead of the one being deduplicated. Reading is
 #: the longest stage and leaves a core partly idle while it holds the GIL in Python;
