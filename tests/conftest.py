@@ -1,4 +1,11 @@
-"""Shared helpers: the reference harvester as an in-process oracle, and our job."""
+"""Shared helpers: the reference harvester as an in-process oracle, and our job.
+
+Everything the tests read lives in the repo (``tests/data``, ``tests/golden``,
+``examples/archive``) except the reference harvester, which sits in ``../shared/reference``
+beside our clones and CI, never in a user's clone. Tests that need it take the ``reference``
+fixture: it skips them, with the reason, where the reference is missing, and fails them
+under CI (``CI=true``), so that CI never passes without the differential tests.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE_PATH = SHARED / "reference" / "session_pair_harvester.py"
 EXAMPLE_ARCHIVE = REPO / "examples" / "archive"
+TEST_DATA = REPO / "tests" / "data"
+#: real transcripts, copied from ../shared/realdata (tests/data/PROVENANCE.md)
+REALDATA = TEST_DATA / "realdata"
+#: the synthetic archive generator, copied from ../shared/bench
+ARCHIVE_GENERATOR = TEST_DATA / "gen_archive.py"
 REFERENCE_STATS = (
     "files_scanned",
     "raw_pairs",
@@ -41,8 +54,24 @@ def load_reference() -> ModuleType:
     return module
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_shared(path: Path, what: str) -> None:
+    """Skip the calling test, saying why, when ``path`` of ../shared is missing; under CI, fail it."""
+    if path.exists():
+        return
+    reason = f"{what} needs {path.relative_to(SHARED.parent)}, which is not beside the repo"
+    if in_ci():
+        pytest.fail(f"CI=true, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def reference() -> ModuleType:
+    """The reference harvester, loaded from ../shared."""
+    require_shared(REFERENCE_PATH, "a differential test against the reference harvester")
     return load_reference()
 
 

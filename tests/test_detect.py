@@ -14,7 +14,7 @@ import zstandard
 from jobs.discover import batches, detect, find_session_files
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 
 LONG = " ".join(["word"] * 40)
 SESSION = {
@@ -216,7 +216,7 @@ def test_strip_think_removes_inline_thinking(tmp_path: Path) -> None:
 
 
 def test_real_sharegpt_documents() -> None:
-    glaive = SHARED / "realdata/sharegpt/llamafactory__glaive_toolcall_en_demo.json"
+    glaive = REALDATA / "sharegpt/llamafactory__glaive_toolcall_en_demo.json"
     messages = read_files([glaive]).messages
     calls = messages.filter(pl.col("role_raw") == "function_call")
     assert calls.height > 0

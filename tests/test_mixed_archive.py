@@ -13,12 +13,11 @@ import pytest
 import zstandard
 
 from jobs.outputs import scan_output
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from tests.test_cli import compound
 from tests.test_reader_hermes import GATEWAY_MESSAGES, make_state_db, write_lines
 from transforms.readers import format_names
 
-REALDATA = SHARED / "realdata"
 #: Samples that hold no pair on purpose: the /init run has no typed prompt, and
 #: ToolBench's answer lives inside its Finish call's arguments.
 NO_PAIR_EXPECTED = {
@@ -44,7 +43,7 @@ NOT_TYPED = (
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mixed")
-    shutil.copytree(REALDATA, root / "realdata", ignore=shutil.ignore_patterns("*.md"))
+    shutil.copytree(REALDATA, root / "realdata")
     hermes = root / "hermes"
     hermes.mkdir()
     make_state_db(hermes / "state.db")
@@ -95,8 +94,11 @@ def test_every_layout_is_read(outputs: Path) -> None:
         assert figures["files"] > 0, name
         assert figures["sessions"] > 0, name
         assert figures["messages"] > 0, name
-    assert sum(figures["files"] for figures in stats["formats"].values()) == stats["files_scanned"] - 2
-    assert [Path(entry["file"]).name for entry in stats["unrecognized_files"]] == ["sessions.json"]
+    unrecognized = [Path(entry["file"]).name for entry in stats["unrecognized_files"]]
+    # no reader knows OpenHands' evaluation/resolver output yet (issue 15): listed, not lost
+    assert sorted(unrecognized) == ["openhands__resolver_mock_output.jsonl", "sessions.json"]
+    read = sum(figures["files"] for figures in stats["formats"].values())
+    assert read == stats["files_scanned"] - len(unrecognized) - stats["damaged_files"]
     assert stats["damaged_files"] == 1
     quarantine = pl.read_ndjson(outputs / "quarantine.jsonl")
     broken = quarantine.filter(pl.col("file").str.ends_with("broken.db"))

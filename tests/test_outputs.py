@@ -27,7 +27,7 @@ from jobs.outputs import (
     ROW_GROUP_ROWS,
     scan_output,
 )
-from tests.conftest import EXAMPLE_ARCHIVE, REPO, SHARED, run_ours
+from tests.conftest import ARCHIVE_GENERATOR, EXAMPLE_ARCHIVE, REPO, run_ours
 from tests.test_cli import compound
 from transforms.analytics import threshold_sweep
 from transforms.pairs import FILTER_ORDER
@@ -51,9 +51,9 @@ PAIR_COLUMNS = [
 def generated_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 50 MB archive from the benchmark generator, malformed lines and duplicates included."""
     root = tmp_path_factory.mktemp("generated")
-    generator = SHARED / "bench" / "gen_archive.py"
     subprocess.run(
-        [sys.executable, str(generator), str(root), "--mb", "50", "--files", "6", "--seed", "3"], check=True
+        [sys.executable, str(ARCHIVE_GENERATOR), str(root), "--mb", "50", "--files", "6", "--seed", "3"],
+        check=True,
     )
     return root
 

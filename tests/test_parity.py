@@ -1,12 +1,15 @@
 """Differential tests: our job against the reference harvester, run in this process.
 
 On every input the reference handles without crashing, pairs.jsonl must parse to the
-reference's records in the same order, and stats.json must hold its seven figures.
+reference's records in the same order, and stats.json must hold its seven figures. The
+hypothesis tests need the reference itself (``../shared/reference``); the golden cases
+keep a parity check in a bare clone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import EXAMPLE_ARCHIVE, REFERENCE_STATS, SHARED, run_ours, run_reference
+from tests.conftest import EXAMPLE_ARCHIVE, REALDATA, REFERENCE_STATS, run_ours, run_reference
 
 # Words that hit every rule: prefixes the filters look for, Python-only whitespace
 # (U+001C..U+001F), Unicode whitespace, a zero-width space (not whitespace), code fences.
@@ -198,32 +201,76 @@ def test_single_file_matches_reference(
         assert_parity(reference, path, Path(tmp), min_ratio=0.0, min_words=min_words)
 
 
-def test_example_archive_matches_reference(reference: ModuleType, tmp_path: Path) -> None:
-    """The bundled archive's ShareGPT files (``agents/`` holds layouts the reference cannot
-    read), less the lines on which the reference crashes."""
-    crashing = ('"a JSON array"', '"edge-null-conversations"', '"edge-bad-messages"')
-    copy = tmp_path / "archive"
-    for path in sorted(EXAMPLE_ARCHIVE.rglob("*.jsonl")):
-        if "agents" in path.relative_to(EXAMPLE_ARCHIVE).parts:
-            continue
-        target = copy / path.relative_to(EXAMPLE_ARCHIVE)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lines = path.read_bytes().split(b"\n")
-        target.write_bytes(
-            b"\n".join(line for line in lines if not any(c.encode() in line for c in crashing))
-        )
-    stats, _ = assert_parity(reference, copy, tmp_path, min_ratio=1.5, min_words=20)
-    assert stats["unique_pairs"] > 100
+# --- golden cases: the reference's output, kept in the repo ---------------------------
+# Each case is an input with the thresholds it runs at; tests/golden/reference/ holds what
+# the reference wrote for it (pairs and its seven figures). Our job is held to the golden
+# files everywhere, a bare clone included; wherever the reference is beside the repo (always
+# under CI) the golden files are held to the reference, so they cannot go stale.
+
+GOLDEN_REFERENCE = Path(__file__).parent / "golden" / "reference"
+#: case -> (min_ratio, min_words)
+GOLDEN_CASES = {
+    "example-archive": (1.5, 20),
+    "fastchat-default": (1.5, 20),
+    "fastchat-loose": (0.0, 1),
+}
 
 
-@pytest.mark.parametrize(("min_ratio", "min_words"), [(1.5, 20), (0.0, 1)])
-def test_real_sharegpt_sessions_match_reference(
-    reference: ModuleType, tmp_path: Path, min_ratio: float, min_words: int
-) -> None:
-    """FastChat's ShareGPT sample (a JSON array), one session a line."""
-    sessions = json.loads((SHARED / "realdata/sharegpt/fastchat__dummy_conversation.json").read_text())
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    (archive / "fastchat.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sessions))
-    _, records = assert_parity(reference, archive, tmp_path, min_ratio=min_ratio, min_words=min_words)
-    assert records
+def golden_case_archive(case: str, root: Path) -> Path:
+    """The input of a golden case, written under ``root``."""
+    archive = root / "archive"
+    if case == "example-archive":
+        # the bundled archive's ShareGPT files (``agents/`` holds layouts the reference
+        # cannot read), less the lines on which the reference crashes
+        crashing = ('"a JSON array"', '"edge-null-conversations"', '"edge-bad-messages"')
+        for path in sorted(EXAMPLE_ARCHIVE.rglob("*.jsonl")):
+            if "agents" in path.relative_to(EXAMPLE_ARCHIVE).parts:
+                continue
+            target = archive / path.relative_to(EXAMPLE_ARCHIVE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            lines = path.read_bytes().split(b"\n")
+            target.write_bytes(
+                b"\n".join(line for line in lines if not any(c.encode() in line for c in crashing))
+            )
+    else:  # FastChat's ShareGPT sample (a JSON array), one session a line
+        sessions = json.loads((REALDATA / "sharegpt/fastchat__dummy_conversation.json").read_text())
+        archive.mkdir(parents=True)
+        (archive / "fastchat.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sessions))
+    return archive
+
+
+def read_golden(case: str, archive: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The golden stats and records, with the archive's place (in the ids of sessions
+    named after their place) put back where the golden file says ``{ARCHIVE}``."""
+    stats = json.loads((GOLDEN_REFERENCE / f"{case}.stats.json").read_text())
+    text = (GOLDEN_REFERENCE / f"{case}.jsonl").read_text().replace("{ARCHIVE}", str(archive))
+    return stats, [json.loads(line) for line in text.split("\n") if line]
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden_cases_match_the_reference_output(case: str, tmp_path: Path) -> None:
+    """Parity without the reference: our pairs and figures are the reference's, as recorded."""
+    min_ratio, min_words = GOLDEN_CASES[case]
+    archive = golden_case_archive(case, tmp_path)
+    stats, records = run_ours(archive, tmp_path / "out", min_ratio=min_ratio, min_words=min_words)
+    golden_stats, golden_records = read_golden(case, archive)
+    assert records == golden_records
+    assert {key: stats[key] for key in REFERENCE_STATS} == golden_stats
+    assert len(records) > 30
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden_files_are_what_the_reference_writes(reference: ModuleType, case: str, tmp_path: Path) -> None:
+    """``UPDATE_GOLDEN=1`` rewrites them from the reference instead."""
+    min_ratio, min_words = GOLDEN_CASES[case]
+    archive = golden_case_archive(case, tmp_path)
+    view = reference_view(archive, tmp_path / "reference-view")
+    stats, records = run_reference(
+        reference, view, tmp_path / "ref.jsonl", min_ratio=min_ratio, min_words=min_words
+    )
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        written = (tmp_path / "ref.jsonl").read_text().replace(str(archive), "{ARCHIVE}")
+        GOLDEN_REFERENCE.mkdir(parents=True, exist_ok=True)
+        (GOLDEN_REFERENCE / f"{case}.jsonl").write_text(written)
+        (GOLDEN_REFERENCE / f"{case}.stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    assert read_golden(case, archive) == (stats, records), "UPDATE_GOLDEN=1 rewrites the golden files"

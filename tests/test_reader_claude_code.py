@@ -14,11 +14,11 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from transforms.readers.claude_code import read_lines, sniff_document, sniff_lines
 from transforms.schema import MESSAGE_SCHEMA
 
-SAMPLES = SHARED / "realdata" / "claude_code"
+SAMPLES = REALDATA / "claude_code"
 SESSION = SAMPLES / "claude-code-transcripts__sample_session.jsonl"
 LOGLINES = SAMPLES / "claude-code-transcripts__sample_session.loglines.json"
 INIT = SAMPLES / "claude-code-viewer__1af7fc5e-8455-4414-9ccd-011d40f70b2a.jsonl"
@@ -156,7 +156,7 @@ def test_other_layouts_are_not_sniffed(head: list[Any]) -> None:
     assert not sniff_lines(head)
 
 
-@pytest.mark.parametrize("path", sorted((SHARED / "realdata" / "codex_rollout").glob("*.jsonl")))
+@pytest.mark.parametrize("path", sorted((REALDATA / "codex_rollout").glob("*.jsonl")))
 def test_real_codex_rollouts_are_not_sniffed(path: Path) -> None:
     assert not sniff_lines(json_values(path)[:10])
 

@@ -12,10 +12,10 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from transforms.readers.codex import read, sniff
 
-SAMPLES = SHARED / "realdata" / "codex_rollout"
+SAMPLES = REALDATA / "codex_rollout"
 SMALL = SAMPLES / "agent-sessions__codex_small.jsonl"
 LARGE = SAMPLES / "agent-sessions__codex_large.jsonl"
 ROLES = ["turn", "role", "role_raw", "typed", "text", "has_tool_calls", "tool_name"]

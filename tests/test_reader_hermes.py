@@ -16,10 +16,10 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from transforms.readers import hermes
 
-SESSION_SAMPLE = SHARED / "realdata" / "other_agent" / "agent-sessions__hermes_large.json"
+SESSION_SAMPLE = REALDATA / "other_agent" / "agent-sessions__hermes_large.json"
 
 COLUMNS = [
     "conversation",

@@ -13,10 +13,10 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from transforms.readers import openai
 
-SAMPLES = SHARED / "realdata" / "openai_messages"
+SAMPLES = REALDATA / "openai_messages"
 MINI_SWE = SAMPLES / "mini-swe-agent__github_issue.traj.json"
 SWE_AGENT = SAMPLES / "swe-agent__marshmallow-1867_function_calling_replace.traj"
 TOOLBENCH = SAMPLES / "toolbench__G1_answer_10_ChatGPT_DFS_woFilter_w2.json"

@@ -12,10 +12,10 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from transforms.readers.openhands import read, sniff
 
-SAMPLES = SHARED / "realdata" / "other_agent"
+SAMPLES = REALDATA / "other_agent"
 BASIC = SAMPLES / "openhands__trajs_basic.json"
 GUI = SAMPLES / "openhands__trajs_basic_gui_mode.json"
 MODEL = "claude-3-5-sonnet-20241022"

@@ -18,12 +18,12 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import SHARED
+from tests.conftest import REALDATA
 from transforms.readers import Reader, other_agents
 from transforms.readers.other_agents import session_from_path
 from transforms.schema import MESSAGE_SCHEMA
 
-SAMPLES = SHARED / "realdata" / "other_agent"
+SAMPLES = REALDATA / "other_agent"
 GEMINI = SAMPLES / "agent-sessions__gemini_cli_large.json"
 COPILOT = SAMPLES / "agent-sessions__copilot_cli_small.jsonl"
 KIMI = SAMPLES / "agent-sessions__kimi_assistant_tools.jsonl"
