@@ -62,7 +62,7 @@ def require_shared(path: Path, what: str) -> None:
     """Skip the calling test, saying why, when ``path`` of ../shared is missing; under CI, fail it."""
     if path.exists():
         return
-    reason = f"{what} needs {path.relative_to(SHARED.parent)}, which is not beside the repo"
+    reason = f"{what} needs ../{path.relative_to(SHARED.parent)}, which is not beside the repo"
     if in_ci():
         pytest.fail(f"CI=true, but {reason}", pytrace=False)
     pytest.skip(reason)
