@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,8 +26,8 @@ from rich.table import Table
 # typer vendors click; its UsageError is the base of every command-line error
 from typer._click.exceptions import UsageError
 
-from jobs.discover import InputError, find_session_files
-from jobs.outputs import PARQUET_COMPRESSIONS, Outputs, scan_output
+from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
+from jobs.outputs import PARQUET_COMPRESSIONS, OutputDirError, Outputs, scan_output
 from jobs.pairs_job import PairRules, RunStats, run
 from transforms.analytics import (
     DEFAULT_SWEEP_RATIOS,
@@ -122,9 +123,14 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
         files = find_session_files(inputs)
     except InputError as error:
         raise typer.BadParameter(str(error), param_hint="'INPUTS...'") from None
+    if format_ is not None:
+        try:
+            check_format_fits(files, format_)
+        except InputError as error:
+            raise typer.BadParameter(str(error), param_hint="'--format'") from None
     rules = PairRules(min_ratio=min_ratio, min_words=min_words, responses=responses, strip_think=strip_think)
     err = Console(stderr=True)
-    total_bytes = sum(path.stat().st_size for path in files)
+    total_bytes = sum(size_on_disk(path) for path in files)
     with Progress(
         TextColumn("reading"),
         BarColumn(),
@@ -146,18 +152,43 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
 
         if dry_run:
             stats, samples = run(files, rules, None, forced_format=format_, on_batch=advance, sample_size=3)
+            _check_something_was_read(stats)
         else:
-            with Outputs(
-                out, emit_messages=emit_messages, partition_by=partition_by, compression=parquet_compression
-            ) as outputs:
+            with ExitStack() as stack:
+                try:
+                    outputs = stack.enter_context(
+                        Outputs(
+                            out,
+                            emit_messages=emit_messages,
+                            partition_by=partition_by,
+                            compression=parquet_compression,
+                        )
+                    )
+                except OutputDirError as error:
+                    raise typer.BadParameter(str(error), param_hint="'--out'") from None
                 for folder in outputs.abandoned_removed:
                     err.print(f"removed {folder}: the scratch folder of a run that died", soft_wrap=True)
                 stats, samples = run(files, rules, outputs, forced_format=format_, on_batch=advance)
+                _check_something_was_read(stats)  # else the previous outputs stay
                 outputs.commit(stats.as_dict())
     if dry_run:
         _print_dry_run(stats, samples)
     else:
         _print_summary(stats, out, total_bytes)
+
+
+def _check_something_was_read(stats: RunStats) -> None:
+    """A usage error when no input file had a reader: the inputs are not session files
+    (a wrong folder, an unmounted disk), and empty outputs must not replace the last ones."""
+    if stats.formats:
+        return
+    unrecognized = stats.unrecognized_files
+    example = f"; {unrecognized[0]['file']}: {unrecognized[0]['reason']}" if unrecognized else ""
+    raise typer.BadParameter(
+        f"nothing to read: none of the {stats.files_scanned:,} files is a session file the job can read "
+        f"({len(unrecognized):,} of no known layout, {stats.damaged_files:,} damaged){example}",
+        param_hint="'INPUTS...'",
+    )
 
 
 def _print_dry_run(stats: RunStats, samples: list[dict[str, Any]]) -> None:
@@ -241,13 +272,21 @@ def stats(
     min_words = tuple(int(w) for w in _parse_grid(words, int, "'--words'"))
     try:
         candidates = scan_output(out_dir, "candidates")
+        report = {
+            "quantiles": quantiles(candidates),
+            "reasons": reasons(candidates),
+            "sweep": threshold_sweep(candidates, min_ratios, min_words),
+        }
     except InputError as error:
         raise typer.BadParameter(str(error), param_hint="'OUT_DIR'") from None
-    report = {
-        "quantiles": quantiles(candidates),
-        "reasons": reasons(candidates),
-        "sweep": threshold_sweep(candidates, min_ratios, min_words),
-    }
+    except (pl.exceptions.PolarsError, OSError) as error:
+        # a ledger cut short (a copy still going, a disk that filled) or not ours
+        first_line = str(error).strip().split("\n", 1)[0]
+        raise typer.BadParameter(
+            f"the ledger in {out_dir} cannot be read ({first_line}): "
+            "is it a finished `compound pairs` output?",
+            param_hint="'OUT_DIR'",
+        ) from None
     if as_json:
         print(json.dumps({name: frame.to_dicts() for name, frame in report.items()}, indent=2))
         return
@@ -285,6 +324,9 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         exit_code = 130
+    except OSError as error:  # the machine, not the input: a disk that filled, a folder removed under us
+        print(f"compound: error: {error}; previous outputs left as they were", file=sys.stderr)
+        sys.exit(1)
     if isinstance(exit_code, int) and exit_code:
         print("compound: interrupted; previous outputs left as they were", file=sys.stderr)
         sys.exit(exit_code)

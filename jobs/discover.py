@@ -62,9 +62,19 @@ def find_session_files(inputs: list[Path]) -> list[Path]:
             found.extend(files)
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            raise InputError(f"not a regular file or a directory: {path}")
         else:
             raise InputError(f"no such file or directory: {path}")
     return found
+
+
+def size_on_disk(path: Path) -> int:
+    """The file's size, for progress; 0 for a file gone since it was listed (reported as damaged)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 Compression = Literal["gzip", "zstd"]
@@ -110,16 +120,28 @@ def _readers(layout: Layout, forced_format: str | None) -> list[Reader]:
     ]
 
 
+#: How the reason of a file that ``--format`` does not fit begins.
+FORMAT_DOES_NOT_FIT = "does not fit"
+
+
 def _pick(path: Path, layout: Layout, sample: Any, forced_format: str | None, described: str) -> Detected:
-    candidates = _readers(layout, forced_format)
-    if forced_format is not None:
-        if candidates:
-            return Detected(path, reader=candidates[0])
+    """The reader of the first reader that knows ``sample``; with ``forced_format``, that
+    format's reader, unless the sample is plainly another layout's (read by it, the file
+    would give nothing, silently) or the format has no reader of this kind of file."""
+    native = next((reader for reader in _readers(layout, None) if reader.sniff(sample)), None)
+    if forced_format is None:
+        if native is not None:
+            return Detected(path, reader=native)
+        return Detected(path, unrecognized=f"{described}: no reader knows this layout")
+    forced = _readers(layout, forced_format)
+    if not forced:
         return Detected(path, unrecognized=f"--format {forced_format} has no reader for {described}")
-    for reader in candidates:
-        if reader.sniff(sample):
-            return Detected(path, reader=reader)
-    return Detected(path, unrecognized=f"{described}: no reader knows this layout")
+    if native is not None and native.format != forced_format and not forced[0].sniff(sample):
+        return Detected(
+            path,
+            unrecognized=f"--format {forced_format} {FORMAT_DOES_NOT_FIT}: {described} is {native.format}",
+        )
+    return Detected(path, reader=forced[0])
 
 
 def _keys(value: Any) -> str:
@@ -155,9 +177,15 @@ def _head(stream: IO[bytes]) -> bytes:
 
 
 def detect(path: Path, forced_format: str | None = None) -> Detected:
-    """The layout of one file, and its compression, from its content (its name decides nothing)."""
-    with path.open("rb") as probe:
-        magic = probe.read(len(SQLITE_MAGIC))
+    """The layout of one file, and its compression, from its content (its name decides nothing).
+
+    A file that cannot be read (gone since it was listed, no permission) is damaged, with the reason.
+    """
+    try:
+        with path.open("rb") as probe:
+            magic = probe.read(len(SQLITE_MAGIC))
+    except OSError as error:
+        return Detected(path, damaged=f"cannot read the file: {error.strerror or error}")
     if magic == SQLITE_MAGIC:
         return _detect_sqlite(path, forced_format)
     compression = _compression(magic)
@@ -165,7 +193,34 @@ def detect(path: Path, forced_format: str | None = None) -> Detected:
         with open_decompressed(path, compression) as stream:
             return replace(_detect_json(path, stream, forced_format), compression=compression)
     except DECOMPRESSION_ERRORS as error:
+        if compression is None:  # an OSError while reading a plain file
+            return Detected(
+                path, damaged=f"cannot read the file: {getattr(error, 'strerror', None) or error}"
+            )
         return Detected(path, damaged=f"cannot decompress: {error}")
+
+
+#: How many files ``check_format_fits`` looks at (the first ones).
+FORMAT_CHECK_FILES = 20
+
+
+def check_format_fits(files: list[Path], forced_format: str) -> None:
+    """Raise an InputError when ``--format`` fits none of the first files: each is
+    plainly another layout's, so that the run would read nothing from them.
+
+    A run over files that only some of them misfit goes ahead, and lists those files as
+    unrecognized with the reason.
+    """
+    checked = [detect(path, forced_format) for path in files[:FORMAT_CHECK_FILES]]
+    reasons = [found.unrecognized or "" for found in checked]
+    if not checked or not all(FORMAT_DOES_NOT_FIT in reason for reason in reasons):
+        return
+    layouts = sorted({reason.rsplit(" is ", 1)[-1] for reason in reasons})
+    raise InputError(
+        f"{forced_format} does not fit the input: {checked[0].path} is {reasons[0].rsplit(' is ', 1)[-1]}"
+        + (f" (the {len(checked)} files checked are {', '.join(layouts)})" if len(checked) > 1 else "")
+        + "; leave --format out to detect each file's layout"
+    )
 
 
 def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> Detected:

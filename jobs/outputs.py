@@ -10,6 +10,7 @@ one file per value, each written as its rows arrive.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -274,6 +275,10 @@ class _ParquetSink:
         self._writers.clear()
 
 
+class OutputDirError(Exception):
+    """An output directory a run cannot write into; the message is shown to the user as is."""
+
+
 class Outputs:
     """Writes one run's outputs into a scratch folder inside ``out_dir``; ``commit`` puts
     each in place of the previous output (``commit`` says how). Leaving the context
@@ -295,6 +300,7 @@ class Outputs:
         self.partition_by = partition_by
         self.compression = compression
         self._scratch: Path | None = None
+        self._created_out_dir = False
         self._scratch_lock: int | None = None
         self.abandoned_removed: list[Path] = []  # scratch folders of dead runs, removed on entry
         self._jsonl: IO[bytes] | None = None
@@ -307,9 +313,15 @@ class Outputs:
         return name if self.partition_by else f"{name}.parquet"
 
     def __enter__(self) -> Outputs:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.abandoned_removed = remove_abandoned_scratch(self.out_dir)
-        self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.out_dir))
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise OutputDirError(f"{self.out_dir} exists and is not a directory")
+        self._created_out_dir = not self.out_dir.exists()
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.abandoned_removed = remove_abandoned_scratch(self.out_dir)
+            self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.out_dir))
+        except OSError as error:
+            raise OutputDirError(f"cannot write into {self.out_dir}: {error.strerror or error}") from None
         self._scratch_lock = _lock(self._scratch)
         self._jsonl = (self._scratch / PAIRS_JSONL).open("wb")
         self._quarantine = (self._scratch / QUARANTINE_JSONL).open("wb")
@@ -399,6 +411,9 @@ class Outputs:
         if self._scratch_lock is not None:
             os.close(self._scratch_lock)
             self._scratch_lock = None
+        if self._created_out_dir and exc_type is not None:
+            with contextlib.suppress(OSError):  # a run that made it and failed leaves no empty folder
+                self.out_dir.rmdir()
 
 
 def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:

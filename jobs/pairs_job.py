@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import polars as pl
 import polars_hash as plh
 
-from jobs.discover import Detected, Piece, batches, detect
+from jobs.discover import Detected, Piece, batches, detect, size_on_disk
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
 from jobs.seen_keys import SeenKeys
@@ -241,7 +241,7 @@ def run(
             if found.damaged is not None and outputs is not None:
                 outputs.write_quarantine(_damaged_rows(found))
             if found.reader is None and on_batch is not None:
-                on_batch(1, path.stat().st_size)
+                on_batch(1, size_on_disk(path))
             yield found
 
     keep_messages = outputs is not None and outputs.emit_messages

@@ -153,6 +153,95 @@ def test_bad_arguments_get_one_line_and_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+def _half_written(root: Path) -> Path:
+    """A run's scratch folder as a killed run leaves it: the ledger without its footer."""
+    done = root / "done"
+    run_ours(EXAMPLE_ARCHIVE, done)
+    half = root / f"{SCRATCH_PREFIX}dead"
+    half.mkdir()
+    ledger = (done / "candidates.parquet").read_bytes()
+    (half / "candidates.parquet").write_bytes(ledger[: len(ledger) // 2])
+    return half
+
+
+def _not_sessions(root: Path) -> Path:
+    """Files named like sessions that are none: another program's JSON, text, a broken .gz."""
+    folder = root / "not-sessions"
+    folder.mkdir()
+    (folder / "package.json").write_text('{"name": "x", "version": "1.0.0"}')
+    (folder / "notes.jsonl").write_text("just some text\n")
+    (folder / "old.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    return folder
+
+
+#: A new user's mistakes: (arguments, what the one line says). ``{tmp}`` is a scratch
+#: folder holding ``a_file``, and the other inputs named there.
+MISTAKES = [
+    (["pairs", "{archive}", "--out", "{tmp}/a_file"], "'--out': {tmp}/a_file exists and is not a directory"),
+    (["pairs", "{archive}", "--out", "{tmp}/a_file/out"], "'--out': cannot write into {tmp}/a_file/out"),
+    (["pairs", "/dev/null", "--out", "{tmp}/out"], "not a regular file or a directory: /dev/null"),
+    (["pairs", "{not_sessions}", "--out", "{tmp}/out"], "nothing to read: none of the 3 files"),
+    (["pairs", "{not_sessions}", "--dry-run"], "(2 of no known layout, 1 damaged)"),
+    (
+        ["pairs", "{archive}/agents/claude_code", "--format", "codex", "--out", "{tmp}/out"],
+        "'--format': codex does not fit the input: {archive}/agents/claude_code/",
+    ),
+    (["stats", "{half_written}"], "cannot be read (parquet: File out of specification"),
+    (["stats", "{tmp}"], "no candidates.parquet (or candidates/ directory) in {tmp}"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), MISTAKES)
+def test_a_new_users_mistakes_get_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "a_file").write_text("keep me")
+    places = {
+        "tmp": tmp_path,
+        "archive": EXAMPLE_ARCHIVE,
+        "not_sessions": _not_sessions(tmp_path) if "{not_sessions}" in args else None,
+        "half_written": _half_written(tmp_path) if "{half_written}" in args else None,
+    }
+    capsys.readouterr()
+    assert compound(monkeypatch, *(a.format(**places) for a in args)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert message.format(**places) in err
+    assert (tmp_path / "a_file").read_text() == "keep me"
+    assert not (tmp_path / "out").exists()
+
+
+def test_inputs_that_are_no_sessions_leave_the_previous_outputs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Pointed at the wrong folder, a nightly run must not replace good outputs with empty ones."""
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(out)) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert compound(monkeypatch, "pairs", str(_not_sessions(tmp_path)), "--out", str(out)) == 2
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_files_a_forced_format_does_not_fit_are_listed_not_read_as_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--format`` on a folder of several layouts: the files of that layout are read, the
+    others are listed as unrecognized with the reason (read as it, they would give nothing)."""
+    agents = EXAMPLE_ARCHIVE / "agents"
+    assert compound(monkeypatch, "pairs", str(agents), "--format", "openai", "--out", str(tmp_path)) == 0
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert list(stats["formats"]) == ["openai"]
+    reasons = {Path(entry["file"]).parent.name: entry["reason"] for entry in stats["unrecognized_files"]}
+    assert reasons["claude_code"].startswith("--format openai does not fit: JSON lines with keys")
+    assert reasons["claude_code"].endswith(" is claude_code")
+    assert reasons["openhands"].endswith(" is openhands")
+
+
 @pytest.mark.parametrize(
     ("codec", "written"), [("snappy", "SNAPPY"), ("lz4", "LZ4"), ("none", "UNCOMPRESSED")]
 )

@@ -6,6 +6,7 @@ import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -14,7 +15,7 @@ import zstandard
 from jobs.discover import batches, detect, find_session_files
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
-from tests.conftest import REALDATA
+from tests.conftest import REALDATA, run_ours
 
 LONG = " ".join(["word"] * 40)
 SESSION = {
@@ -239,3 +240,38 @@ def test_a_file_gone_before_its_batch_is_read_is_quarantined(tmp_path: Path) -> 
     read = read_batch(batch)
     assert read.quarantine.rows() == [(str(gone), 1, "cannot read the file: No such file or directory", "")]
     assert read.messages["file"].unique().to_list() == [str(kept)]
+
+
+def test_a_file_that_cannot_be_opened_is_quarantined_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No permission (root reads anything, so the denial is simulated): the file is a
+    damaged file with the reason, and the run goes on with the others."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    locked, readable = archive / "locked.jsonl", archive / "readable.jsonl"
+    answer = " ".join(["The token rotates every night, and the deploy picks up the new one."] * 3)
+    for path in (locked, readable):
+        session = {
+            "id": path.stem,
+            "conversations": [
+                {"from": "human", "value": "How is it rotated?"},
+                {"from": "gpt", "value": answer},
+            ],
+        }
+        path.write_text(json.dumps(session) + "\n")
+    real_open = Path.open
+
+    def deny_locked(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny_locked)
+    stats, records = run_ours(archive, tmp_path / "out")
+    assert [record["source"] for record in records] == ["readable"]
+    assert stats["damaged_files"] == 1
+    quarantine = pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")
+    assert quarantine.select("file", "error").rows() == [
+        (str(locked), "cannot read the file: Permission denied")
+    ]
