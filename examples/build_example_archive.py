@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Rebuild examples/archive, the small archive `make demo` runs on.
 
-Generated sessions come from ../shared/bench/gen_archive.py (seeded, so the output is
-the same every time); edge-cases/edge.jsonl is written here, one session per filter and
-one malformed line per kind of damage, with CRLF endings and blank lines; agents/ holds
-small real transcripts of other layouts, copied from ../shared/realdata with their
-provenance (one of them gzip-compressed). The archive is committed; this script is only
-needed to change it.
+Generated sessions come from the archive generator (tests/data/gen_archive.py, the copy of
+the shared one; seeded, so the output is the same every time);
+edge-cases/edge.jsonl is written here, one session per filter and one malformed line per
+kind of damage, with CRLF endings and blank lines; agents/ holds real transcripts of the
+agent layouts, copied from tests/data with their provenance (one of them gzip-compressed):
+most answer a typed request at length, so that the demo shows pairs for agent sessions,
+and a few show what is not a pair. The archive is committed; this script is only needed
+to change it, and needs nothing beside the repo.
 """
 
 from __future__ import annotations
@@ -20,19 +22,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ARCHIVE = HERE / "archive"
-GENERATOR = HERE.parents[1] / "shared" / "bench" / "gen_archive.py"
-REALDATA = HERE.parents[1] / "shared" / "realdata"
-#: realdata sample -> where it goes under agents/ (a .gz name is written compressed)
+TEST_DATA = HERE.parent / "tests" / "data"
+GENERATOR = TEST_DATA / "gen_archive.py"
+#: sample under tests/data -> where it goes under agents/ (a .gz name is written compressed)
 AGENT_SAMPLES = {
-    "claude_code/claude-code-transcripts__sample_session.jsonl": "claude_code/sample_session.jsonl",
-    "codex_rollout/agent-sessions__codex_large.jsonl": "codex/rollout-large.jsonl.gz",
-    "other_agent/openhands__trajs_basic.json": "openhands/basic.json",
-    "other_agent/agent-sessions__hermes_large.json": "hermes/session_large.json",
-    "openai_messages/mini-swe-agent__github_issue.traj.json": "openai/github_issue.traj.json",
-    "openai_messages/swe-agent__marshmallow-1867_function_calling_replace.traj": (
-        "openai/marshmallow-1867.traj"
+    "realdata/claude_code/claude-code-transcripts__sample_session.jsonl": "claude_code/sample_session.jsonl",
+    "realdata/claude_code/claude-code-viewer__5c0375b4-57a5-4f26-b12d-d022ee4e51b7.jsonl": (
+        "claude_code/5c0375b4-57a5-4f26-b12d-d022ee4e51b7.jsonl"
     ),
-    "other_agent/agent-sessions__gemini_cli_large.json": "gemini_cli/large.json",
+    "realdata/codex_rollout/agent-sessions__codex_large.jsonl": "codex/rollout-large.jsonl.gz",
+    "found/codex/rollout-2025-08-31T12-14-27-18a59085-ee11-4ef3-b460-f942642861b3.jsonl": (
+        "codex/rollout-2025-08-31T12-14-27-18a59085-ee11-4ef3-b460-f942642861b3.jsonl"
+    ),
+    "realdata/other_agent/agent-sessions__hermes_large.json": "hermes/session_large.json",
+    "found/hermes_gateway/20260511_135011_68a93747.jsonl": "hermes/sessions/20260511_135011_68a93747.jsonl",
+    "realdata/other_agent/openhands__trajs_basic.json": "openhands/basic.json",
+    "realdata/other_agent/agent-sessions__kimi_assistant_tools.jsonl": "kimi_cli/wire.jsonl",
+    "realdata/other_agent/agent-sessions__gemini_cli_large.json": "gemini_cli/large.json",
+    "realdata/openai_messages/mini-swe-agent__github_issue.traj.json": "openai/github_issue.traj.json",
 }
 
 LONG = " ".join(["The answer explains the steps, the reasons and the pitfalls in detail."] * 4)
@@ -98,18 +105,29 @@ def edge_lines() -> list[str]:
     return lines
 
 
+def provenance_entries() -> dict[str, str]:
+    """Each sample's entry in the provenance files of tests/data, by its path there."""
+    entries = {}
+    for prefix, provenance in (
+        ("realdata/", TEST_DATA / "PROVENANCE.md"),
+        ("found/", TEST_DATA / "found/PROVENANCE.md"),
+    ):
+        for block in provenance.read_text().split("### ")[1:]:
+            entries[prefix + block.split("`", 2)[1]] = "### " + block.strip()
+    return entries
+
+
 def copy_agent_samples() -> None:
-    """The samples, and each one's entry of the realdata provenance, under ``agents/``."""
-    provenance = (REALDATA / "PROVENANCE.md").read_text()
-    entries = {block.split("`", 2)[1]: "### " + block for block in provenance.split("### ")[1:]}
-    notes = ["# Where these transcripts come from", "", "Copied byte for byte from `../shared/realdata`", ""]
+    """The samples, and each one's provenance entry, under ``agents/``."""
+    entries = provenance_entries()
+    notes = ["# Where these transcripts come from", "", "Copied byte for byte from `tests/data`.", ""]
     for source, target in AGENT_SAMPLES.items():
-        data = (REALDATA / source).read_bytes()
+        data = (TEST_DATA / source).read_bytes()
         path = ARCHIVE / "agents" / target
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(gzip.compress(data, mtime=0) if target.endswith(".gz") else data)
         notes += [f"`{target}` is `{source}`" + (" (gzip-compressed here)" if target.endswith(".gz") else "")]
-        notes += ["", entries[source].strip(), ""]
+        notes += ["", entries[source], ""]
     (ARCHIVE / "agents" / "PROVENANCE.md").write_text("\n".join(notes))
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Rebuild tests/data, the fixtures the tests read, from ../shared.
+"""Rebuild the part of tests/data that comes from ../shared.
 
 The tests must pass in a bare clone, where ../shared is not beside the repo, so what they
 read is copied here (never linked): the real transcripts of ../shared/realdata, each with
 its provenance entry, two large JSON arrays cut to their first records, and the archive
 generator of ../shared/bench. ``tests/test_fixtures.py`` checks, whenever ../shared is
-beside the repo, that every copy still matches its source. This script is only needed to
-change the fixtures.
+beside the repo, that every copy still matches its source. ``tests/data/found/`` (real
+transcripts from elsewhere, with their own provenance) is left as it is. This script is
+only needed to change the fixtures.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def provenance_entries() -> dict[str, str]:
 
 
 def main() -> None:
-    if DATA.exists():
-        shutil.rmtree(DATA)
+    if (DATA / "realdata").exists():
+        shutil.rmtree(DATA / "realdata")
     entries = provenance_entries()
     notes = [
         "# Where the test fixtures come from",
@@ -56,7 +57,8 @@ def main() -> None:
         "for this project), copied byte for byte with each one's entry of `../shared/realdata/PROVENANCE.md`",
         "below; the two noted as trimmed keep the first records of the array, their bytes unchanged.",
         "`gen_archive.py` is `../shared/bench/gen_archive.py`, the project's own deterministic generator",
-        "of synthetic archives, copied as it is. Rebuilt by `tests/build_test_data.py`.",
+        "of synthetic archives, copied as it is. Rebuilt by `tests/build_test_data.py`. Transcripts",
+        "found elsewhere are in `found/`, with their provenance in `found/PROVENANCE.md`.",
         "",
     ]
     for relative in sorted(entries):

@@ -32,6 +32,8 @@ EXAMPLE_ARCHIVE = REPO / "examples" / "archive"
 TEST_DATA = REPO / "tests" / "data"
 #: real transcripts, copied from ../shared/realdata (tests/data/PROVENANCE.md)
 REALDATA = TEST_DATA / "realdata"
+#: real transcripts found elsewhere (tests/data/found/PROVENANCE.md)
+FOUND = TEST_DATA / "found"
 #: the synthetic archive generator, copied from ../shared/bench
 ARCHIVE_GENERATOR = TEST_DATA / "gen_archive.py"
 REFERENCE_STATS = (

@@ -44,6 +44,11 @@ def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ]
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats == json.loads((GOLDEN / "example_stats.json").read_text())
+    # the demo's point: agents' real answers, not only ShareGPT, give pairs
+    agent_layouts = {
+        name for name, figures in stats["formats"].items() if figures["pairs"] and name != "sharegpt"
+    }
+    assert agent_layouts == {"claude_code", "codex", "hermes_gateway", "kimi_cli", "openhands"}
     rejected = {reason: count for reason, count in stats["rejected"].items() if reason != "not_final"}
     assert all(count > 0 for count in rejected.values()), "every filter rejects something"
 
@@ -63,6 +68,17 @@ def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert (
         parquet.head(golden_pairs.height).select(golden_pairs.columns).to_dicts() == golden_pairs.to_dicts()
     )
+
+
+def test_the_example_archive_is_small_and_every_transcript_names_its_source() -> None:
+    files = [path for path in EXAMPLE_ARCHIVE.rglob("*") if path.is_file()]
+    assert sum(path.stat().st_size for path in files) < 1_000_000
+    agents = EXAMPLE_ARCHIVE / "agents"
+    provenance = (agents / "PROVENANCE.md").read_text()
+    for path in files:
+        if agents in path.parents and path.name != "PROVENANCE.md":
+            assert f"`{path.relative_to(agents).as_posix()}` is `" in provenance, path
+    assert provenance.count("- source repo: https://github.com/") == provenance.count("` is `")
 
 
 def test_bad_lines_are_quarantined_and_good_pairs_kept(

@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import REALDATA
+from tests.conftest import FOUND, REALDATA
 from transforms.readers.codex import read, sniff
 
 SAMPLES = REALDATA / "codex_rollout"
@@ -300,3 +300,27 @@ def test_ide_context_is_cut_from_the_prompt() -> None:
         ("user", True, "why does it hang?"),
         ("assistant", False, "A lock."),
     ]
+
+
+def test_a_real_rollout_in_the_older_layout() -> None:
+    """A forked CLI's run with a web-search tool (tests/data/found): injected instructions
+    and environment are context, the question is the one prompt, searches are tool turns,
+    reasoning is no text, and the long answer at the end is the pair."""
+    path = FOUND / "codex" / "rollout-2025-08-31T12-14-27-18a59085-ee11-4ef3-b460-f942642861b3.jsonl"
+    messages = _messages(path)
+    assert messages["session_id"].unique().to_list() == ["18a59085-ee11-4ef3-b460-f942642861b3"]
+    assert messages.filter(pl.col("role") == "system")["text"].str.slice(0, 20).to_list() == [
+        "<user_instructions>\n",
+        "<environment_context",
+    ]
+    assert _prompts(messages) == ["what is the state of USA today economically and politically?"]
+    calls = messages.filter(pl.col("has_tool_calls"))
+    assert calls["tool_name"].to_list() == ["search__search.query", "shell", "search__search.query"]
+    assert calls["text"].is_null().all()
+    assert messages.filter(pl.col("role") == "tool").height == 3
+    assert not messages["text"].drop_nulls().str.contains("They want up-to-date info").any()  # reasoning
+    stats, pairs = run([path], PairRules(), None, sample_size=10)
+    assert stats.unique_pairs == 1
+    assert pairs[0]["terse"] == "what is the state of USA today economically and politically?"
+    assert pairs[0]["rich"].startswith("**Current State of the United States (Economic & Political)**")
+    assert pairs[0]["response_words"] == 323

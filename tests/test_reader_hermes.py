@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
-from tests.conftest import REALDATA
+from tests.conftest import FOUND, REALDATA
 from transforms.readers import hermes
 
 SESSION_SAMPLE = REALDATA / "other_agent" / "agent-sessions__hermes_large.json"
@@ -265,6 +265,56 @@ def test_compaction_summaries_and_harness_prompts_are_not_prompts(tmp_path: Path
     ]
     # the reply to the summary attaches to no prompt; the one to the review has no typed prompt
     assert pairs_of(path) == [("Now add a chart.", "Added the chart.")]
+
+
+@pytest.mark.parametrize(
+    "injected",
+    [
+        '[IMPORTANT: The user has invoked the "plan" skill, indicating they want you to follow its '
+        "instructions. The full skill content is loaded below.]\n\n---\nname: plan\n---\nWrite a plan.",
+        '[SYSTEM: The user has invoked the "mybot" skill, indicating they want you to follow its '
+        "instructions.]",
+        "[IMPORTANT: You are running as a scheduled cron job]\nCheck the inbox.",
+        "[IMPORTANT: Background process 4211 finished with exit code 0]",
+        "[ASYNC DELEGATION RESULT] The sub-agent finished: 3 files changed.",
+        "[Your active task list was preserved across context compression]\n- ship the fix",
+    ],
+)
+def test_what_the_harness_writes_as_a_user_is_not_a_prompt(tmp_path: Path, injected: str) -> None:
+    records = [
+        {"role": "user", "content": "Which port does the API use?"},
+        {"role": "assistant", "content": "8080, set in config/api.yaml."},
+        {"role": "user", "content": injected},
+        {"role": "assistant", "content": "Following the instructions now: " + "step " * 30},
+    ]
+    path = write_lines(tmp_path / "20260511_135011_68a93747.jsonl", records)
+    assert read(path)["typed"].to_list() == [True, False, False, False]
+    # the reply to the injection is not paired with it (nor with the earlier question:
+    # a prompt is the nearest user message, and this one nobody typed)
+    assert pairs_of(path) == [("Which port does the API use?", "8080, set in config/api.yaml.")]
+
+
+def test_a_real_gateway_transcript() -> None:
+    """A Feishu chat in Chinese on deepseek-v3: short questions, long answers, a skill
+    loaded as a user message, terminal calls to a robot-arm API (tests/data/found)."""
+    path = FOUND / "hermes_gateway" / "20260511_135011_68a93747.jsonl"
+    found = detect(path)
+    assert found.reader is not None
+    assert found.reader.format == "hermes_gateway"
+    messages = read(path)
+    assert messages.height == 27  # the session_meta line holds the tool schemas, no message
+    assert messages["session_id"].unique().to_list() == ["20260511_135011_68a93747"]
+    assert messages["model"].unique().to_list() == ["deepseek-v3"]
+    prompts = messages.filter(pl.col("typed"))["text"].to_list()
+    assert prompts[:2] == ["你是谁", "你都有什么技能"]
+    assert not any(prompt.startswith("[SYSTEM:") for prompt in prompts)
+    calls = messages.filter(pl.col("has_tool_calls"))
+    assert calls["tool_name"].to_list() == ["terminal", "terminal"]
+    assert messages.filter(pl.col("role") == "tool").height == 3
+    stats, pairs = run([path], PairRules(), None, sample_size=100)
+    assert stats.unique_pairs == 9
+    assert pairs[0]["terse"] == "你都有什么技能"
+    assert pairs[0]["rich"].startswith("我具备广泛的技能")
 
 
 # --- hermes_db --------------------------------------------------------------------

@@ -64,10 +64,17 @@ ORDER BY m.session_id, m.rowid
 #: the following message); what a person typed may follow its end marker.
 COMPACTION_PATTERN = r"^\s*\[(?:CONTEXT COMPACTION|CONTEXT SUMMARY\]|PRIOR CONTEXT)"
 AFTER_COMPACTION = r"(?s)--- END OF CONTEXT SUMMARY[^\n]*?---\s*(.*)$"
-#: User messages the Hermes harness writes: background-review and continuation prompts.
+#: User messages the Hermes harness writes: background-review and continuation prompts,
+#: a skill or command loaded on a slash command (``[IMPORTANT: ...]`` now, ``[SYSTEM: ...]``
+#: in older releases), cron-job, background-process and delegation notices, and the task
+#: list carried over a compaction.
 HARNESS_PATTERN = (
     r"^\s*(?:Review the conversation above and (?:update the skill library|consider saving to memory)"
-    r"|Continue from the compressed conversation context above\.)"
+    r"|Continue from the compressed conversation context above\."
+    r'|\[(?:IMPORTANT|SYSTEM): The user has invoked the "'
+    r"|\[IMPORTANT: (?:You are running as a scheduled cron job|Background process)"
+    r"|\[ASYNC DELEGATION"
+    r"|\[Your active task list was preserved across context compression\])"
 )
 
 
