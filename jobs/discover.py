@@ -11,9 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
+import orjson
 import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
+from jobs import json_array
 from jobs.lines import count_line_ends
 from transforms.readers import Layout, Reader, registry
 
@@ -24,9 +26,10 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 UTF8_BOM = b"\xef\xbb\xbf"
-#: Records a lines layout is sniffed from, and how far into a file to look for them.
+#: Records a layout is sniffed from (at most), and how much of a file is read for them
+#: (besides the first record, read whole).
 SNIFF_RECORDS = 10
-SNIFF_BYTES = 4 * 1024 * 1024
+SNIFF_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 8 * 1024 * 1024
 #: Errors a damaged compressed stream raises while it is read.
 #: zlib-ng's error class (its stub declares it as an instance)
@@ -112,9 +115,11 @@ class Detected:
     damaged: str | None = None
 
 
-def _readers(layout: Layout, forced_format: str | None) -> list[Reader]:
+def _readers(layouts: tuple[Layout, ...], forced_format: str | None) -> list[Reader]:
+    """The readers of these layouts (in this order), or of the forced format only."""
     return [
         reader
+        for layout in layouts
         for reader in registry()
         if reader.layout == layout and (forced_format is None or reader.format == forced_format)
     ]
@@ -124,24 +129,27 @@ def _readers(layout: Layout, forced_format: str | None) -> list[Reader]:
 FORMAT_DOES_NOT_FIT = "does not fit"
 
 
-def _pick(path: Path, layout: Layout, sample: Any, forced_format: str | None, described: str) -> Detected:
-    """The reader of the first reader that knows ``sample``; with ``forced_format``, that
-    format's reader, unless the sample is plainly another layout's (read by it, the file
-    would give nothing, silently) or the format has no reader of this kind of file."""
-    native = next((reader for reader in _readers(layout, None) if reader.sniff(sample)), None)
+def _pick(
+    path: Path, layouts: tuple[Layout, ...], sample: Any, forced_format: str | None, described: str
+) -> Detected:
+    """The first reader of these layouts that knows ``sample``; with ``forced_format``,
+    that format's reader, unless the sample is plainly another layout's (read by it, the
+    file would give nothing, silently) or the format has no reader of this kind of file."""
+    native = next((reader for reader in _readers(layouts, None) if reader.sniff(sample)), None)
     if forced_format is None:
         if native is not None:
             return Detected(path, reader=native)
         return Detected(path, unrecognized=f"{described}: no reader knows this layout")
-    forced = _readers(layout, forced_format)
+    forced = _readers(layouts, forced_format)
     if not forced:
         return Detected(path, unrecognized=f"--format {forced_format} has no reader for {described}")
-    if native is not None and native.format != forced_format and not forced[0].sniff(sample):
+    fitting = next((reader for reader in forced if reader.sniff(sample)), None)
+    if native is not None and native.format != forced_format and fitting is None:
         return Detected(
             path,
             unrecognized=f"--format {forced_format} {FORMAT_DOES_NOT_FIT}: {described} is {native.format}",
         )
-    return Detected(path, reader=forced[0])
+    return Detected(path, reader=fitting or forced[0])
 
 
 def _keys(value: Any) -> str:
@@ -162,18 +170,7 @@ def _detect_sqlite(path: Path, forced_format: str | None) -> Detected:
             }
     except sqlite3.DatabaseError as error:
         return Detected(path, damaged=f"corrupt SQLite database: {error}")
-    return _pick(path, "sqlite", tables, forced_format, f"a SQLite database with tables {sorted(tables)}")
-
-
-def _head(stream: IO[bytes]) -> bytes:
-    """The file's first ``SNIFF_RECORDS`` lines, or its first ``SNIFF_BYTES``."""
-    head = b""
-    while head.count(b"\n") < SNIFF_RECORDS and len(head) < SNIFF_BYTES:
-        chunk = stream.read(64 * 1024)
-        if not chunk:
-            break
-        head += chunk
-    return head
+    return _pick(path, ("sqlite",), tables, forced_format, f"a SQLite database with tables {sorted(tables)}")
 
 
 def detect(path: Path, forced_format: str | None = None) -> Detected:
@@ -223,47 +220,108 @@ def check_format_fits(files: list[Path], forced_format: str) -> None:
     )
 
 
+def _loads(data: bytes) -> Any:
+    """A JSON value; orjson, three times as fast, and the standard library for what orjson
+    refuses (NaN, integers past 64 bits). Raises ValueError."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _first_line(text: bytes, stream: IO[bytes]) -> tuple[bytes, int]:
+    """``text`` read on to the end of its first line (a line may be any length), and
+    where that line ends in it (-1: the first line is the whole file)."""
+    newline = text.find(b"\n")
+    while newline < 0:
+        chunk = stream.read(READ_CHUNK_BYTES)
+        if not chunk:
+            break
+        found = chunk.find(b"\n")
+        newline = -1 if found < 0 else len(text) + found
+        text += chunk
+    return text, newline
+
+
 def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> Detected:
-    """JSON lines (the first line is a whole object) or one JSON document."""
-    head = _head(stream).removeprefix(UTF8_BOM)
-    text = head.lstrip()
+    """JSON lines (the first line is a whole object), a JSON array, or one JSON document.
+
+    Lines are told from the first record, parsed whatever its length, and the records
+    after it that the first ``SNIFF_BYTES`` hold whole (up to ``SNIFF_RECORDS``): a file
+    costs one small read and one parse, not the parse of a long head.
+    """
+    text = _read_up_to(stream, SNIFF_BYTES).removeprefix(UTF8_BOM).lstrip()
     if not text:
         return Detected(path, unrecognized="empty file")
-    lines = text.split(b"\n", SNIFF_RECORDS)[:SNIFF_RECORDS]
-    try:
-        first = json.loads(lines[0])
-    except ValueError:
-        first = None
-    if isinstance(first, dict):
-        values = [first]
-        for line in lines[1:]:
-            try:
-                values.append(json.loads(line))
-            except ValueError:
-                continue
-        as_lines = _pick(path, "lines", values, forced_format, f"JSON lines with {_keys(first)}")
-        whole_file_is_one_object = len(values) == 1 and not stream.read(1)
-        if as_lines.reader is not None or not whole_file_is_one_object:
-            return as_lines
-        # one object on one line may as well be a document (a session file written compactly)
-        return _pick(path, "document", first, forced_format, f"a JSON document, {_keys(first)}")
-    if text[:1] not in (b"[", b"{"):
+    if text.startswith(b"["):
+        return _detect_array(path, stream, text, forced_format)
+    if not text.startswith(b"{"):
         return Detected(path, unrecognized="not JSON: it starts with neither { nor [")
+    text, newline = _first_line(text, stream)
+    as_lines = _detect_lines(path, stream, text, newline, forced_format)
+    if as_lines is not None:
+        return as_lines
     try:
-        document = json.loads(head + stream.read())
+        document = _loads(text + stream.read())
     except (ValueError, RecursionError) as error:
         return Detected(path, damaged=f"invalid JSON document: {error}")
-    return _pick(path, "document", document, forced_format, f"a JSON document, {_keys(document)}")
+    return _pick(path, ("document",), document, forced_format, f"a JSON document, {_keys(document)}")
+
+
+def _detect_lines(
+    path: Path, stream: IO[bytes], text: bytes, newline: int, forced_format: str | None
+) -> Detected | None:
+    """JSON lines when the first line (``text[:newline]``) is an object; None when it is not."""
+    try:
+        first = _loads(text if newline < 0 else text[:newline])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(first, dict):
+        return None
+    values = [first]
+    following = text[newline + 1 :].split(b"\n", SNIFF_RECORDS)[: SNIFF_RECORDS - 1] if newline >= 0 else []
+    for line in following:
+        try:
+            values.append(_loads(line))
+        except (ValueError, RecursionError):
+            continue
+    as_lines = _pick(path, ("lines",), values, forced_format, f"JSON lines with {_keys(first)}")
+    whole_file_is_one_object = len(values) == 1 and not stream.read(1)
+    if as_lines.reader is not None or not whole_file_is_one_object:
+        return as_lines
+    # one object on one line may as well be a document (a session file written compactly)
+    return _pick(path, ("document",), first, forced_format, f"a JSON document, {_keys(first)}")
+
+
+def _detect_array(path: Path, stream: IO[bytes], text: bytes, forced_format: str | None) -> Detected:
+    """A top-level array, from its first elements (read whole, whatever their size): an
+    ``array`` reader's when its elements are conversations, else a ``document`` reader's."""
+    first = next(json_array.elements(stream, SNIFF_BYTES, head=text))
+    if not len(first.starts):
+        if first.damaged is not None:
+            return Detected(path, damaged=f"invalid JSON array: {first.damaged}")
+        return Detected(path, unrecognized="an empty JSON array")
+    values = []
+    for start, end in zip(first.starts[:SNIFF_RECORDS], first.ends[:SNIFF_RECORDS], strict=True):
+        try:
+            values.append(_loads(first.data[start:end]))
+        except (ValueError, RecursionError):
+            continue
+    described = f"a JSON array, the first element {_keys(values[0]) if values else 'not JSON'}"
+    return _pick(path, ("array", "document"), values, forced_format, described)
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Whole lines of one file (or the whole file): what one reader reads at once."""
+    """Whole lines of one file, whole elements of its array, or the whole file: what one
+    reader reads at once."""
 
     file_index: int  # position of the file in the run's order
     path: Path
     reader: Reader
-    first_line: int  # 1-based line number of the first line in ``data``
+    #: 1-based line number of the first line in ``data``; for array elements, the first
+    #: element's 0-based position in the array
+    first_line: int
     data: bytes  # empty until ``loaded`` when ``deferred``
     ends_file: bool
     size: int  # bytes of the file this piece stands for (on disk), for progress
@@ -272,6 +330,8 @@ class Piece:
     #: a whole uncompressed file, read by the thread that reads its batch: read when
     #: the batch was made, it sat in memory while the batch waited for a thread
     deferred: bool = False
+    #: for array elements: where each element starts and ends in ``data``
+    spans: tuple[json_array.Int64Array, json_array.Int64Array] | None = None
 
     @property
     def length(self) -> int:
@@ -347,11 +407,37 @@ def _gunzip_whole(path: Path, size: int, max_bytes: int) -> bytes | None:
     return content if whole else None
 
 
+def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    """The array's elements, about ``max_bytes`` of them a piece; what follows an array
+    cut short (or its closing ``]``), or where its compressed stream breaks, is a damaged
+    piece of its own, placed at the element it starts."""
+    path, size = found.path, found.path.stat().st_size
+    first = 0
+    try:
+        with open_decompressed(path, found.compression) as handle:
+            head = _read_up_to(handle, max_bytes).removeprefix(UTF8_BOM)
+            for part in json_array.elements(handle, max_bytes, head=head):
+                last = part.last and part.damaged is None
+                spans = (part.starts, part.ends)
+                yield Piece(
+                    file_index, path, reader, part.first, part.data, last, size if last else 0, spans=spans
+                )
+                first = part.first + len(part.starts)
+                if part.damaged is not None:
+                    tail = part.data[int(part.ends[-1]) + 1 :] if len(part.ends) else part.data
+                    yield Piece(file_index, path, reader, first, tail, True, size, damaged=part.damaged)
+    except DECOMPRESSION_ERRORS as error:
+        yield Piece(file_index, path, reader, first, b"", True, size, damaged=f"cannot decompress: {error}")
+
+
 def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     path = found.path
     size = path.stat().st_size
     if reader.layout == "sqlite":
         yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size)
+        return
+    if reader.layout == "array":
+        yield from _array_pieces(file_index, found, reader, max_bytes)
         return
     split = reader.line_per_conversation
     if size <= max_bytes and found.compression is None:  # the common case: one read, no copies

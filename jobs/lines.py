@@ -134,6 +134,14 @@ def _large_binary(data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts), buffers).cast(pa.binary_view())
 
 
+def binary_spans(data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
+    """``data[starts[i]:ends[i]]`` for each i, as Arrow binary views into ``data`` (copied
+    past what 32-bit view offsets reach)."""
+    if len(data) <= MAX_VIEW_BUFFER:
+        return _binary_views(data, starts, ends)
+    return pa.array([data[start:end] for start, end in zip(starts, ends, strict=True)], type=pa.binary_view())
+
+
 def _may_be_padded(
     data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.bool_]:

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from jobs.discover import UTF8_BOM, Piece, batches, detect
-from jobs.lines import Content, raw_lines, universal_newlines
+from jobs.lines import Content, binary_spans, raw_lines, universal_newlines
 from jobs.sharegpt_exact import ExactPath, Quarantine, json_type
 from transforms.readers import Reader
 from transforms.schema import MESSAGE_SCHEMA
@@ -48,13 +48,40 @@ def _utf8_or_none(line: bytes) -> str | None:
         return None
 
 
+def _place(piece: Piece, line: int | None) -> tuple[int | None, str]:
+    """A record's line for the quarantine, and what its error begins with: an array's
+    elements are named by their position, a document's records have no line."""
+    if piece.reader.layout == "array":
+        return None, f"array element {line}: "
+    return (line if piece.reader.layout == "lines" else None), ""
+
+
+def _as_text(lines: pl.DataFrame, pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
+    """``raw`` cast to ``text``. A record that is not UTF-8 is quarantined and left blank,
+    so that line numbers stay true."""
+    try:
+        lines = lines.with_columns(pl.col("raw").cast(pl.String).alias("text"))
+    except pl.exceptions.ComputeError:  # polars' cast rejects the whole column, even non-strict
+        texts = [_utf8_or_none(line) for line in lines["raw"]]  # only a batch with a bad line
+        lines = lines.with_columns(pl.Series("text", texts, dtype=pl.String))
+    for file_index, file, line, content in (
+        lines.filter(pl.col("text").is_null()).select("file_index", "file", "line", "raw").iter_rows()
+    ):
+        reason = "not UTF-8"
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            reason = error.reason
+        where, prefix = _place(pieces[0], line)
+        quarantine.add(
+            file_index, file, where, f"{prefix}invalid UTF-8: {reason}", content.decode("utf-8", "replace")
+        )
+    return lines.drop("raw").with_columns(pl.col("text").fill_null(""))
+
+
 def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     """Every line of the pieces as text (``file_index``, ``file``, ``line``, ``text``, and
-    ``padded`` from ``raw_lines``).
-
-    A line that is not UTF-8 is quarantined and left blank, so that line numbers stay
-    true (a document's lines are quarantined without a number).
-    """
+    ``padded`` from ``raw_lines``)."""
     contents = [
         Content(
             piece.file_index,
@@ -64,39 +91,42 @@ def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
         )
         for piece in pieces
     ]
-    lines = raw_lines(contents)
-    try:
-        lines = lines.with_columns(pl.col("raw").cast(pl.String).alias("text"))
-    except pl.exceptions.ComputeError:  # polars' cast rejects the whole column, even non-strict
-        texts = [_utf8_or_none(line) for line in lines["raw"]]  # only a batch with a bad line
-        lines = lines.with_columns(pl.Series("text", texts, dtype=pl.String))
-    invalid = lines.filter(pl.col("text").is_null())
-    numbered = pieces[0].reader.layout == "lines"
-    for file_index, file, line, content, _, _ in invalid.iter_rows():
-        reason = "not UTF-8"
-        try:
-            content.decode("utf-8")
-        except UnicodeDecodeError as error:
-            reason = error.reason
-        quarantine.add(
-            file_index,
-            file,
-            line if numbered else None,
-            f"invalid UTF-8: {reason}",
-            content.decode("utf-8", "replace"),
+    return _as_text(raw_lines(contents), pieces, quarantine)
+
+
+def _elements(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
+    """Every element of the pieces' arrays as text; ``line`` is its position."""
+    frames = []
+    for piece in pieces:
+        assert piece.spans is not None
+        starts, ends = piece.spans
+        count = len(starts)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "file_index": pl.Series([piece.file_index] * count, dtype=pl.Int32),
+                    "file": pl.Series([str(piece.path)] * count, dtype=pl.String),
+                    "line": pl.Series(np.arange(piece.first_line, piece.first_line + count), dtype=pl.Int64),
+                    "raw": pl.Series(binary_spans(piece.data, starts, ends), dtype=pl.Binary),
+                }
+            )
         )
-    return lines.drop("raw").with_columns(pl.col("text").fill_null(""))
+    return _as_text(pl.concat(frames), pieces, quarantine)
 
 
 def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     """The raw records of pieces read by one reader: a row per non-blank line (trimmed with
-    Python's ``strip()``), or one per file for a JSON document."""
-    lines = _raw_lines(pieces, quarantine)
-    if pieces[0].reader.layout == "lines":
+    Python's ``strip()``), per array element, or one per file for a JSON document."""
+    layout = pieces[0].reader.layout
+    if layout == "array":
+        records = _elements(pieces, quarantine).lazy()
+    else:
+        lines = _raw_lines(pieces, quarantine)
+    if layout == "lines":
         # a strip copies every line; JSON lines hardly ever need one
         text = py_strip(pl.col("text")) if lines["padded"].any() else pl.col("text")
         records = lines.lazy().with_columns(text).filter(pl.col("text") != "")
-    else:
+    elif layout != "array":
         records = (
             lines.lazy()
             .group_by("file_index", maintain_order=True)
@@ -196,7 +226,8 @@ def read_batch(pieces: list[Piece]) -> Batch:
     for piece in pieces:
         if piece.damaged is not None:
             raw = piece.data[-2000:].decode("utf-8", "replace")
-            quarantine.add(piece.file_index, str(piece.path), piece.first_line, piece.damaged, raw)
+            where, prefix = _place(piece, piece.first_line)
+            quarantine.add(piece.file_index, str(piece.path), where, prefix + piece.damaged, raw)
     whole = [piece for piece in pieces if piece.damaged is None]
     for reader, group in groupby(whole, key=lambda piece: piece.reader):
         same_reader = list(group)
@@ -214,9 +245,12 @@ def read_batch(pieces: list[Piece]) -> Batch:
         frames.append(decoded)
         for file_index, file, line, text in pl.concat([slow, rejected]).iter_rows():
             if reader.needs_exact is None:
-                quarantine.add(file_index, file, line, _why_not(reader, text), text)
+                where, prefix = _place(same_reader[0], line)
+                quarantine.add(file_index, file, where, prefix + _why_not(reader, text), text)
             elif reader.layout == "lines":
                 exact.read_line(file_index, file, line, text)
+            elif reader.layout == "array":
+                exact.read_element(file_index, file, line, text)
             else:
                 exact.read_document(file_index, file, text)
     frames.append(exact.messages().collect())

@@ -84,6 +84,26 @@ class ExactPath:
             place=f"{file}:{line}",
             session=session,
             raw=record,
+            where="",
+        )
+
+    def read_element(self, file_index: int, file: str, position: int, record: str) -> None:
+        """An element of a JSON array: the conversation is its position."""
+        where = f"array element {position}: "
+        try:
+            session = json.loads(record)
+        except (json.JSONDecodeError, RecursionError) as error:
+            self.quarantine.add(file_index, file, None, f"{where}invalid JSON: {error}", record)
+            return
+        self._session(
+            file_index=file_index,
+            file=file,
+            line=None,
+            conversation=position,
+            place=f"{file}[{position}]",
+            session=session,
+            raw=record,
+            where=where,
         )
 
     def read_document(self, file_index: int, file: str, document: str) -> None:
@@ -102,6 +122,7 @@ class ExactPath:
                 place=f"{file}[{index}]",
                 session=session,
                 raw=json.dumps(session),
+                where=f"session {index}: ",
             )
 
     def _session(
@@ -114,8 +135,8 @@ class ExactPath:
         place: str,
         session: Any,
         raw: str,
+        where: str,
     ) -> None:
-        where = "" if line is not None else f"session {conversation}: "
         if not isinstance(session, dict):
             error = f"{where}a JSON {json_type(session)}, not a session object"
             self.quarantine.add(file_index, file, line, error, raw)

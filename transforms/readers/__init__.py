@@ -1,15 +1,20 @@
 """One reader per session layout, each turning raw records into the canonical message table.
 
 A reader is pure polars: ``read`` takes the raw records of some files (a LazyFrame with
-``file_index``, ``file``, ``line`` and ``text``; one row per JSON line, or one per file
-for a JSON document) and returns the message table (``transforms.schema.MESSAGE_SCHEMA``).
+``file_index``, ``file``, ``line`` and ``text``; one row per JSON line, one per element of
+a top-level JSON array (``line`` is then the element's 0-based position), or one per file
+for any other JSON document) and returns the message table
+(``transforms.schema.MESSAGE_SCHEMA``).
 Nothing about pairs lives here. ``read`` may raise ``polars.exceptions.ComputeError``
 when a record does not decode; the job then narrows the failure down to the records at
 fault and quarantines them.
 
 ``sniff`` decides from content whether a file is in the reader's layout: for the
-``lines`` layout it gets the first JSON values of the file (parsed with ``json``), for
-``document`` the parsed document, for ``sqlite`` the database's table names.
+``lines`` layout it gets the first JSON values of the file, for ``array`` the first
+elements of the array, for ``document`` the parsed document (an array's first elements
+when the document is an array), for ``sqlite`` the database's table names. An ``array``
+reader reads arrays whose elements are conversations, so that an array of any size is
+read a batch of elements at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-Layout = Literal["lines", "document", "sqlite"]
+Layout = Literal["lines", "array", "document", "sqlite"]
 
 
 @dataclass(frozen=True)

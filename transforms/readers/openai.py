@@ -258,16 +258,16 @@ def _explode(records: pl.LazyFrame) -> pl.LazyFrame:
     return conform(normalise(rows, ["file_index", "conversation"]))
 
 
-def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
-    """One record with a message list per line; the conversation is its line."""
+def _read_records(records: pl.LazyFrame, line: pl.Expr, place: pl.Expr) -> pl.LazyFrame:
+    """One record with a message list per row; the conversation is the row's ``line``."""
     record = pl.col("record")
     return _explode(
         records.select(
             "file_index",
             "file",
-            "line",
+            line.alias("line"),
             pl.col("line").alias("conversation"),
-            pl.format("{}:{}", "file", "line").alias("place"),
+            place.alias("place"),
             rename_string_keys(one_object_per_line(pl.col("text")))
             .str.json_decode(RECORD_DTYPE)
             .alias("record"),
@@ -278,6 +278,16 @@ def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
             _messages_of(record).alias("messages"),
         )
     )
+
+
+def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
+    """One record with a message list per line; the conversation is its line."""
+    return _read_records(records, pl.col("line"), pl.format("{}:{}", "file", "line"))
+
+
+def read_elements(records: pl.LazyFrame) -> pl.LazyFrame:
+    """One record per element of a JSON array; the conversation is its position (``line``)."""
+    return _read_records(records, pl.lit(None, pl.Int64), pl.format("{}[{}]", "file", "line"))
 
 
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
@@ -372,6 +382,10 @@ def sniff_lines(head: list[Any]) -> bool:
     return any(is_record(value) for value in head)
 
 
+def sniff_elements(elements: list[Any]) -> bool:
+    return bool(elements) and is_record(elements[0])
+
+
 def sniff_document(document: Any) -> bool:
     if isinstance(document, list):
         return bool(document) and (is_record(document[0]) or is_message_list(document))
@@ -380,5 +394,6 @@ def sniff_document(document: Any) -> bool:
 
 READERS = (
     Reader(FORMAT, "lines", sniff_lines, read_lines, line_per_conversation=True),
+    Reader(FORMAT, "array", sniff_elements, read_elements),
     Reader(FORMAT, "document", sniff_document, read_document),
 )

@@ -112,6 +112,22 @@ def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def read_elements(records: pl.LazyFrame) -> pl.LazyFrame:
+    """A session per element of a JSON array; the conversation is its position (``line``)."""
+    return _explode_sessions(
+        records.with_columns(
+            pl.col("text").str.json_decode(SESSION_DTYPE).alias("session"),
+            pl.col("line").alias("conversation"),
+            pl.format("{}[{}]", "file", "line").alias("place"),
+            pl.lit(None, pl.Int64).alias("line"),
+        ).drop("text")
+    )
+
+
+def sniff_elements(elements: list[Any]) -> bool:
+    return bool(elements) and _is_session(elements[0])
+
+
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
     """A JSON array of sessions, or one session; the conversation is its position."""
     as_array = (
@@ -142,5 +158,6 @@ READERS = (
         line_per_conversation=True,
         needs_exact=needs_exact,
     ),
+    Reader(FORMAT, "array", sniff_elements, read_elements, needs_exact=needs_exact),
     Reader(FORMAT, "document", sniff_document, read_document, needs_exact=needs_exact_document),
 )
