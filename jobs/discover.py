@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
@@ -30,6 +31,8 @@ UTF8_BOM = b"\xef\xbb\xbf"
 #: (besides the first record, read whole).
 SNIFF_RECORDS = 10
 SNIFF_BYTES = 64 * 1024
+#: How much of the records after the first is parsed, at most.
+SNIFF_FOLLOWING_BYTES = 16 * 1024
 READ_CHUNK_BYTES = 8 * 1024 * 1024
 #: Errors a damaged compressed stream raises while it is read.
 #: zlib-ng's error class (its stub declares it as an instance)
@@ -115,6 +118,7 @@ class Detected:
     damaged: str | None = None
 
 
+@cache
 def _readers(layouts: tuple[Layout, ...], forced_format: str | None) -> list[Reader]:
     """The readers of these layouts (in this order), or of the forced format only."""
     return [
@@ -130,7 +134,11 @@ FORMAT_DOES_NOT_FIT = "does not fit"
 
 
 def _pick(
-    path: Path, layouts: tuple[Layout, ...], sample: Any, forced_format: str | None, described: str
+    path: Path,
+    layouts: tuple[Layout, ...],
+    sample: Any,
+    forced_format: str | None,
+    describe: Callable[[], str],
 ) -> Detected:
     """The first reader of these layouts that knows ``sample``; with ``forced_format``,
     that format's reader, unless the sample is plainly another layout's (read by it, the
@@ -139,15 +147,15 @@ def _pick(
     if forced_format is None:
         if native is not None:
             return Detected(path, reader=native)
-        return Detected(path, unrecognized=f"{described}: no reader knows this layout")
+        return Detected(path, unrecognized=f"{describe()}: no reader knows this layout")
     forced = _readers(layouts, forced_format)
     if not forced:
-        return Detected(path, unrecognized=f"--format {forced_format} has no reader for {described}")
+        return Detected(path, unrecognized=f"--format {forced_format} has no reader for {describe()}")
     fitting = next((reader for reader in forced if reader.sniff(sample)), None)
     if native is not None and native.format != forced_format and fitting is None:
         return Detected(
             path,
-            unrecognized=f"--format {forced_format} {FORMAT_DOES_NOT_FIT}: {described} is {native.format}",
+            unrecognized=f"--format {forced_format} {FORMAT_DOES_NOT_FIT}: {describe()} is {native.format}",
         )
     return Detected(path, reader=fitting or forced[0])
 
@@ -170,7 +178,9 @@ def _detect_sqlite(path: Path, forced_format: str | None) -> Detected:
             }
     except sqlite3.DatabaseError as error:
         return Detected(path, damaged=f"corrupt SQLite database: {error}")
-    return _pick(path, ("sqlite",), tables, forced_format, f"a SQLite database with tables {sorted(tables)}")
+    return _pick(
+        path, ("sqlite",), tables, forced_format, lambda: f"a SQLite database with tables {sorted(tables)}"
+    )
 
 
 def detect(path: Path, forced_format: str | None = None) -> Detected:
@@ -179,22 +189,21 @@ def detect(path: Path, forced_format: str | None = None) -> Detected:
     A file that cannot be read (gone since it was listed, no permission) is damaged, with the reason.
     """
     try:
-        with path.open("rb") as probe:
-            magic = probe.read(len(SQLITE_MAGIC))
+        with path.open("rb") as handle:
+            head = _read_up_to(handle, SNIFF_BYTES)
+            compression = _compression(head)
+            if compression is None and not head.startswith(SQLITE_MAGIC):
+                return _detect_json(path, head, handle, forced_format)
     except OSError as error:
         return Detected(path, damaged=f"cannot read the file: {error.strerror or error}")
-    if magic == SQLITE_MAGIC:
+    if compression is None:
         return _detect_sqlite(path, forced_format)
-    compression = _compression(magic)
     try:
         with open_decompressed(path, compression) as stream:
-            return replace(_detect_json(path, stream, forced_format), compression=compression)
+            found = _detect_json(path, _read_up_to(stream, SNIFF_BYTES), stream, forced_format)
     except DECOMPRESSION_ERRORS as error:
-        if compression is None:  # an OSError while reading a plain file
-            return Detected(
-                path, damaged=f"cannot read the file: {getattr(error, 'strerror', None) or error}"
-            )
         return Detected(path, damaged=f"cannot decompress: {error}")
+    return replace(found, compression=compression)
 
 
 #: How many files ``check_format_fits`` looks at (the first ones).
@@ -243,14 +252,14 @@ def _first_line(text: bytes, stream: IO[bytes]) -> tuple[bytes, int]:
     return text, newline
 
 
-def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> Detected:
+def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str | None) -> Detected:
     """JSON lines (the first line is a whole object), a JSON array, or one JSON document.
 
     Lines are told from the first record, parsed whatever its length, and the records
     after it that the first ``SNIFF_BYTES`` hold whole (up to ``SNIFF_RECORDS``): a file
     costs one small read and one parse, not the parse of a long head.
     """
-    text = _read_up_to(stream, SNIFF_BYTES).removeprefix(UTF8_BOM).lstrip()
+    text = head.removeprefix(UTF8_BOM).lstrip()
     if not text:
         return Detected(path, unrecognized="empty file")
     if text.startswith(b"["):
@@ -265,7 +274,7 @@ def _detect_json(path: Path, stream: IO[bytes], forced_format: str | None) -> De
         document = _loads(text + stream.read())
     except (ValueError, RecursionError) as error:
         return Detected(path, damaged=f"invalid JSON document: {error}")
-    return _pick(path, ("document",), document, forced_format, f"a JSON document, {_keys(document)}")
+    return _pick(path, ("document",), document, forced_format, lambda: f"a JSON document, {_keys(document)}")
 
 
 def _detect_lines(
@@ -279,18 +288,31 @@ def _detect_lines(
     if not isinstance(first, dict):
         return None
     values = [first]
-    following = text[newline + 1 :].split(b"\n", SNIFF_RECORDS)[: SNIFF_RECORDS - 1] if newline >= 0 else []
-    for line in following:
+    # the lines after it that the head holds whole (a line cut short would fail to parse),
+    # as far as SNIFF_FOLLOWING_BYTES go: a conversation per line is told by its first
+    # line, and its next ones would double the cost
+    more = stream.read(1)
+    ends_at = (
+        len(text) if not more else text.rfind(b"\n") + 1
+    )  # at the end of the file, the last line is whole
+    whole = text[newline + 1 : ends_at] if newline >= 0 else b""
+    budget = SNIFF_FOLLOWING_BYTES
+    for line in whole.split(b"\n", SNIFF_RECORDS - 1)[: SNIFF_RECORDS - 1]:
+        budget -= len(line)
+        if budget < 0:
+            break
+        if not line.strip():
+            continue
         try:
             values.append(_loads(line))
         except (ValueError, RecursionError):
             continue
-    as_lines = _pick(path, ("lines",), values, forced_format, f"JSON lines with {_keys(first)}")
-    whole_file_is_one_object = len(values) == 1 and not stream.read(1)
+    as_lines = _pick(path, ("lines",), values, forced_format, lambda: f"JSON lines with {_keys(first)}")
+    whole_file_is_one_object = len(values) == 1 and not more and not whole.strip()
     if as_lines.reader is not None or not whole_file_is_one_object:
         return as_lines
     # one object on one line may as well be a document (a session file written compactly)
-    return _pick(path, ("document",), first, forced_format, f"a JSON document, {_keys(first)}")
+    return _pick(path, ("document",), first, forced_format, lambda: f"a JSON document, {_keys(first)}")
 
 
 def _detect_array(path: Path, stream: IO[bytes], text: bytes, forced_format: str | None) -> Detected:
@@ -307,8 +329,13 @@ def _detect_array(path: Path, stream: IO[bytes], text: bytes, forced_format: str
             values.append(_loads(first.data[start:end]))
         except (ValueError, RecursionError):
             continue
-    described = f"a JSON array, the first element {_keys(values[0]) if values else 'not JSON'}"
-    return _pick(path, ("array", "document"), values, forced_format, described)
+    return _pick(
+        path,
+        ("array", "document"),
+        values,
+        forced_format,
+        lambda: f"a JSON array, the first element {_keys(values[0]) if values else 'not JSON'}",
+    )
 
 
 @dataclass(frozen=True)
@@ -332,6 +359,9 @@ class Piece:
     deferred: bool = False
     #: for array elements: where each element starts and ends in ``data``
     spans: tuple[json_array.Int64Array, json_array.Int64Array] | None = None
+    #: for a database: the keys of the first and last session to read, and the number of
+    #: the first (None: the database holds no session)
+    sessions: tuple[Any, Any, int] | None = None
 
     @property
     def length(self) -> int:
@@ -430,11 +460,61 @@ def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
         yield Piece(file_index, path, reader, first, b"", True, size, damaged=f"cannot decompress: {error}")
 
 
+def _sqlite_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    """Ranges of whole sessions, in key order, of about ``max_bytes`` each (the database's
+    size per message times their messages): each range is one keyed query when it is read."""
+    assert reader.sessions_query is not None
+    path, size = found.path, found.path.stat().st_size
+    pending: Piece | None = None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            total_query = f"SELECT SUM(messages) FROM ({reader.sessions_query})"  # noqa: S608 (our own SQL)
+            (total,) = connection.execute(total_query).fetchone()
+            per_range = max(1, max_bytes * (total or 0) // max(size, 1))
+            first_key, last_key, messages, sessions, conversation = None, None, 0, 0, 0
+            for key, count in connection.execute(reader.sessions_query):
+                if first_key is None:
+                    first_key = key
+                last_key, messages, sessions = key, messages + count, sessions + 1
+                if messages >= per_range:
+                    if pending is not None:
+                        yield pending
+                    pending = Piece(
+                        file_index,
+                        path,
+                        reader,
+                        1,
+                        b"",
+                        False,
+                        0,
+                        sessions=(first_key, last_key, conversation),
+                    )
+                    first_key, messages, conversation, sessions = None, 0, conversation + sessions, 0
+            if first_key is not None:
+                if pending is not None:
+                    yield pending
+                pending = Piece(
+                    file_index, path, reader, 1, b"", False, 0, sessions=(first_key, last_key, conversation)
+                )
+    except sqlite3.DatabaseError as error:
+        if pending is not None:
+            yield pending
+        yield Piece(
+            file_index, path, reader, 1, b"", True, size, damaged=f"cannot read the database: {error}"
+        )
+        return
+    yield (
+        replace(pending, ends_file=True, size=size)
+        if pending
+        else Piece(file_index, path, reader, 1, b"", True, size)
+    )
+
+
 def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     path = found.path
     size = path.stat().st_size
     if reader.layout == "sqlite":
-        yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size)
+        yield from _sqlite_pieces(file_index, found, reader, max_bytes)
         return
     if reader.layout == "array":
         yield from _array_pieces(file_index, found, reader, max_bytes)

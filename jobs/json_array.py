@@ -171,6 +171,9 @@ def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterato
                 chunks.append(chunk)
                 size += len(chunk)
             data = b"".join(chunks) if len(chunks) > 1 else data
+        if depth == 0 and not at_end and not data.strip(JSON_WHITESPACE):  # the [ is still to come
+            read_size = max(read_size, len(data)) * 2
+            continue
         found = scan(data, depth=depth)
         body = found.body_start
         cuts = found.separators

@@ -201,17 +201,28 @@ def _why_not(reader: Reader, text: str) -> str:
 
 
 def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) -> list[pl.DataFrame]:
+    """Each piece's range of sessions, one keyed query each."""
     assert reader.query is not None
     frames = []
     for piece in pieces:
+        if piece.sessions is None:  # a database without sessions
+            continue
+        first, last, first_conversation = piece.sessions
         try:
             with closing(sqlite3.connect(f"file:{piece.path}?mode=ro", uri=True)) as connection:
-                rows = pl.read_database(reader.query, connection, infer_schema_length=None)
+                rows = pl.read_database(
+                    reader.query,
+                    connection,
+                    execute_options={"parameters": {"first": first, "last": last}},
+                    infer_schema_length=None,
+                )
         except (sqlite3.DatabaseError, pl.exceptions.PolarsError) as error:
             quarantine.add(piece.file_index, str(piece.path), None, f"cannot read the database: {error}", "")
             continue
         rows = rows.with_columns(
-            pl.lit(piece.file_index, pl.Int32).alias("file_index"), pl.lit(str(piece.path)).alias("file")
+            pl.lit(piece.file_index, pl.Int32).alias("file_index"),
+            pl.lit(str(piece.path)).alias("file"),
+            pl.lit(first_conversation, pl.Int64).alias("first_conversation"),
         )
         frames.append(reader.read(rows.lazy()).collect())
     return frames

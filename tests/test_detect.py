@@ -275,3 +275,103 @@ def test_a_file_that_cannot_be_opened_is_quarantined_with_the_reason(
     assert quarantine.select("file", "error").rows() == [
         (str(locked), "cannot read the file: Permission denied")
     ]
+
+
+# --- archive shapes: long first lines, large arrays --------------------------------
+
+
+def _session(number: int, answer: str = LONG) -> dict[str, object]:
+    return {
+        "id": f"s{number}",
+        "model": "m",
+        "conversations": [
+            {"from": "human", "value": f"Question {number}?"},
+            {"from": "gpt", "value": answer},
+        ],
+    }
+
+
+def test_a_first_line_of_64_mb_is_read_whole(tmp_path: Path) -> None:
+    """A session with a huge answer first in its file was taken for a broken document,
+    and every session in the file was lost."""
+    huge = " ".join(["word"] * (16 << 20))  # 64 MB
+    path = tmp_path / "sessions.jsonl"
+    path.write_bytes(jsonl(_session(1, huge), _session(2)))
+    found = detect(path)
+    assert found.reader is not None
+    assert (found.reader.format, found.reader.layout) == ("sharegpt", "lines")
+    stats, records = run_ours(tmp_path, tmp_path / "out")
+    assert [record["source"] for record in records] == ["s1", "s2"]
+    assert len(records[0]["rich"]) == len(huge)
+    assert stats["malformed_lines"] == 0
+    assert stats["damaged_files"] == 0
+
+
+def _pairs_by_session(out: Path) -> list[tuple[str, str]]:
+    pairs = pl.read_parquet(out / "pairs.parquet")
+    return list(zip(pairs["terse"], pairs["rich"], strict=True))
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_an_array_split_across_batches_gives_what_the_same_sessions_give_as_lines(
+    tmp_path: Path, indent: int | None
+) -> None:
+    escapes = 'quote " and \\ backslash, ] } [ { '  # what the scan must see through
+    sessions = [_session(number, f"{LONG} {number} {escapes * (number % 3)}") for number in range(200)]
+    (tmp_path / "array").mkdir()
+    array = tmp_path / "array" / "sessions.json"
+    array.write_text(json.dumps(sessions, indent=indent))
+    (tmp_path / "lines").mkdir()
+    (tmp_path / "lines" / "sessions.jsonl").write_bytes(jsonl(*sessions))
+    found = detect(array)
+    assert found.reader is not None
+    assert found.reader.layout == "array"
+    pieces = [piece for batch in batches([found], 4096) for piece in batch]
+    assert len(pieces) > 10  # a few elements a piece
+    assert sum(piece.ends_file for piece in pieces) == 1
+    stats, records = run_ours(tmp_path / "array", tmp_path / "out-array", batch_bytes=4096)
+    _, whole = run_ours(tmp_path / "array", tmp_path / "out-whole")
+    assert records == whole
+    assert [record["source"] for record in records[:2]] == ["s0", "s1"]
+    run_ours(tmp_path / "lines", tmp_path / "out-lines")
+    assert _pairs_by_session(tmp_path / "out-array") == _pairs_by_session(tmp_path / "out-lines")
+    ledger = pl.read_parquet(tmp_path / "out-array" / "candidates.parquet")
+    assert ledger["conversation"].to_list() == list(range(200))
+    assert ledger["line"].null_count() == 200
+    assert stats["sessions"] == 200
+
+
+def test_a_broken_element_is_quarantined_with_its_position_and_the_rest_read(tmp_path: Path) -> None:
+    good = [json.dumps(_session(number)) for number in range(3)]
+    broken = '{"id": "bad", "conversations": [{"from": "human" "value": "missing colon"}]}'
+    path = tmp_path / "sessions.json"
+    path.write_text("[\n" + ",\n".join([good[0], broken, good[1], good[2]]) + "\n]\n")
+    stats, records = run_ours(tmp_path, tmp_path / "out", batch_bytes=64)
+    assert [record["source"] for record in records] == ["s0", "s1", "s2"]
+    quarantine = pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")
+    assert quarantine["line"].to_list() == [None]
+    assert quarantine["error"][0].startswith("array element 1: invalid JSON")
+    assert quarantine["raw"].to_list() == [broken]
+    assert stats["malformed_lines"] == 1
+
+
+def test_an_array_cut_short_keeps_the_elements_before_the_cut(tmp_path: Path) -> None:
+    whole = json.dumps([_session(number) for number in range(3)])
+    path = tmp_path / "sessions.json"
+    path.write_text(whole[: whole.rindex('"conversations"')])  # cut inside the third session
+    _, records = run_ours(tmp_path, tmp_path / "out")
+    assert [record["source"] for record in records] == ["s0", "s1"]
+    quarantine = pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")
+    assert quarantine.select("line", "error").rows() == [
+        (None, "array element 2: the array ends before its closing ]")
+    ]
+
+
+def test_an_empty_array_is_listed_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "empty.json").write_text("[ ]\n")
+    (tmp_path / "one.json").write_text(json.dumps([SESSION]))
+    stats, records = run_ours(tmp_path, tmp_path / "out")
+    assert [record["source"] for record in records] == ["s1"]
+    assert stats["unrecognized_files"] == [
+        {"file": str(tmp_path / "empty.json"), "reason": "an empty JSON array"}
+    ]

@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jobs.discover import detect
+from jobs.discover import batches, detect
 from jobs.pairs_job import PairRules, run
-from jobs.read_batch import read_files
+from jobs.read_batch import read_batch, read_files
 from tests.conftest import FOUND, REALDATA
 from transforms.readers import hermes
 
@@ -468,6 +468,47 @@ def test_state_database(tmp_path: Path) -> None:
     assert messages["timestamp"][0] == datetime.fromtimestamp(1772352001.0, tz=UTC)
     assert messages["format"].unique().to_list() == ["hermes_db"]
     assert pairs_of(path) == [("How full is the disk?", "The disk is 91% full."), ("What is 2+2?", "4.")]
+
+
+def test_a_database_is_read_in_ranges_of_whole_sessions(tmp_path: Path) -> None:
+    """Batches of a few bytes cut the database into ranges of one session each: the same
+    messages, conversations numbered across ranges, no session split; and a larger
+    database with sessions on both sides of each boundary gives the same as one range."""
+    path = make_state_db(tmp_path / "state.db")
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executemany(
+            "INSERT INTO sessions (id, source, model, started_at) VALUES (?, 'cli', 'hermes-4', 0)",
+            [(f"20260401_{index:06d}_cccccc",) for index in range(40)],
+        )
+        connection.executemany(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES (?, ?, ?, 0)",
+            [
+                (f"20260401_{index:06d}_cccccc", role, f"{role} {index} {turn}")
+                for turn in range(3)  # interleaved: the query puts each session together
+                for index in range(40)
+                for role in ("user", "assistant")
+            ],
+        )
+        connection.commit()
+    found = detect(path)
+    whole = [piece for batch in batches([found], 1 << 62) for piece in batch]
+    ranges = [piece for batch in batches([found], 1) for piece in batch]
+    assert len(whole) == 1
+    assert len(ranges) == 42  # a session a range: each holds more than a byte's worth
+    assert [piece.sessions[2] for piece in ranges if piece.sessions] == list(range(42))
+    assert [piece.ends_file for piece in ranges] == [False] * 41 + [True]
+    in_ranges = read_batch(ranges).messages
+    assert_frame_equal(in_ranges, read_batch(whole).messages)
+    assert in_ranges["conversation"].unique().sort().to_list() == list(range(42))
+    middle = in_ranges.filter(pl.col("session_id") == "20260401_000007_cccccc")
+    assert middle["conversation"].unique().to_list() == [9]
+    assert middle["text"].to_list() == [
+        f"{role} 7 {turn}" for turn in range(3) for role in ("user", "assistant")
+    ]
+    # ranges of about 2 KB hold a few sessions each, cut between sessions
+    some = [piece for batch in batches([found], 2048) for piece in batch]
+    assert 1 < len(some) < 42
+    assert_frame_equal(read_batch(some).messages, in_ranges)
 
 
 def test_malformed_tool_calls_in_the_database_do_not_fail_the_read(tmp_path: Path) -> None:

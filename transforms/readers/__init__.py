@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import polars as pl
@@ -36,12 +37,17 @@ class Reader:
     read: Callable[[pl.LazyFrame], pl.LazyFrame]
     #: each line is a whole conversation, so a large file may be read in pieces
     line_per_conversation: bool = False
-    #: for the sqlite layout: the query whose rows ``read`` gets
+    #: for the sqlite layout: the query whose rows ``read`` gets, for the sessions whose
+    #: keys lie between the parameters ``:first`` and ``:last`` (``read`` also gets
+    #: ``first_conversation``, the number of the first of them)
     query: str | None = None
+    #: for the sqlite layout: every session's ``key`` and its number of ``messages``, in key order
+    sessions_query: str | None = None
     #: records ``read`` cannot decode exactly go to the job's exact (Python) path
     needs_exact: Callable[[pl.Expr], pl.Expr] | None = None
 
 
+@cache
 def registry() -> tuple[Reader, ...]:
     """Every reader, in the order detection tries them (the most specific first)."""
     # imported here: each reader module imports ``Reader`` from this one

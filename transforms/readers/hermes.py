@@ -52,13 +52,20 @@ DB_MARKER_TABLES = frozenset({"messages_fts", "state_meta", "system_prompts", "s
 
 #: Messages in the order Hermes wrote them, one conversation per session. Only columns
 #: every schema version has (reasoning is never read: it is not text).
+#: The messages of the sessions whose ids lie between ``:first`` and ``:last``, in order:
+#: a keyed range, which the index on ``messages(session_id, ...)`` finds directly.
 QUERY = """
 SELECT m.session_id AS session_id, s.model AS model, m.rowid AS message_order, m.role AS role,
        m.content AS content, m.tool_call_id AS tool_call_id, m.tool_calls AS tool_calls,
        m.tool_name AS tool_name, m.timestamp AS timestamp
 FROM messages AS m LEFT JOIN sessions AS s ON s.id = m.session_id
+WHERE m.session_id BETWEEN :first AND :last
 ORDER BY m.session_id, m.rowid
 """
+#: Every session id with its message count, in id order (read from the index alone).
+SESSIONS_QUERY = (
+    "SELECT session_id AS key, COUNT(*) AS messages FROM messages GROUP BY session_id ORDER BY session_id"
+)
 
 #: A context-compaction summary (current and legacy prefixes, and the form merged into
 #: the following message); what a person typed may follow its end marker.
@@ -188,7 +195,9 @@ def read_export(records: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def read_db(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """The rows of ``QUERY``: one conversation per session, numbered in session id order.
+    """The rows of ``QUERY`` for a range of sessions, with ``first_conversation`` (the
+    number of the range's first session): one conversation per session, numbered in
+    session id order.
 
     Nothing here may fail on a row's content (the job has no bisection for a database):
     ``tool_calls`` JSON text is looked into, never decoded.
@@ -203,7 +212,11 @@ def read_db(rows: pl.LazyFrame) -> pl.LazyFrame:
     )
     return _finish(
         rows.with_columns(
-            (pl.col("session_id").rank("dense").over("file_index").cast(pl.Int64) - 1).alias("conversation")
+            (
+                pl.col("first_conversation").cast(pl.Int64)
+                + pl.col("session_id").rank("dense").over("file_index", "first_conversation").cast(pl.Int64)
+                - 1
+            ).alias("conversation")
         )
         .sort("file_index", "conversation", "message_order")
         .select(
@@ -266,5 +279,5 @@ READERS = (
     Reader(SESSION, "document", sniff_session, read_session),
     Reader(EXPORT, "lines", sniff_export, read_export, line_per_conversation=True),
     Reader(GATEWAY, "lines", sniff_gateway, read_gateway),
-    Reader(DB, "sqlite", sniff_db, read_db, query=QUERY),
+    Reader(DB, "sqlite", sniff_db, read_db, query=QUERY, sessions_query=SESSIONS_QUERY),
 )
