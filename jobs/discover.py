@@ -359,6 +359,9 @@ class Piece:
     deferred: bool = False
     #: for array elements: where each element starts and ends in ``data``
     spans: tuple[json_array.Int64Array, json_array.Int64Array] | None = None
+    #: with ``deferred``: the bytes of the file that ``data`` is (offset, length); None:
+    #: the whole file
+    stored_at: tuple[int, int] | None = None
     #: for a database: the keys of the first and last session to read, and the number of
     #: the first (None: the database holds no session)
     sessions: tuple[Any, Any, int] | None = None
@@ -366,6 +369,8 @@ class Piece:
     @property
     def length(self) -> int:
         """Bytes of content, read or not."""
+        if self.stored_at is not None:
+            return self.stored_at[1]
         return self.size if self.deferred else len(self.data)
 
     def loaded(self) -> Piece:
@@ -373,7 +378,15 @@ class Piece:
         if not self.deferred:
             return self
         try:
-            return replace(self, data=self.path.read_bytes(), deferred=False)
+            if self.stored_at is None:
+                return replace(self, data=self.path.read_bytes(), deferred=False)
+            offset, length = self.stored_at
+            with self.path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(length)
+            if len(data) != length:
+                return replace(self, deferred=False, damaged="the file shrank while it was read")
+            return replace(self, data=data, deferred=False)
         except OSError as error:
             return replace(self, deferred=False, damaged=f"cannot read the file: {error.strerror or error}")
 
@@ -440,18 +453,28 @@ def _gunzip_whole(path: Path, size: int, max_bytes: int) -> bytes | None:
 def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     """The array's elements, about ``max_bytes`` of them a piece; what follows an array
     cut short (or its closing ``]``), or where its compressed stream breaks, is a damaged
-    piece of its own, placed at the element it starts."""
+    piece of its own, placed at the element it starts.
+
+    The bytes are scanned here, and, in a file that is not compressed, read again by the
+    thread that reads the piece's batch (from the page cache): a piece waiting for a
+    thread holds only its elements' bounds, as a whole file waits unread.
+    """
     path, size = found.path, found.path.stat().st_size
     first = 0
     try:
         with open_decompressed(path, found.compression) as handle:
-            head = _read_up_to(handle, max_bytes).removeprefix(UTF8_BOM)
-            for part in json_array.elements(handle, max_bytes, head=head):
+            head = _read_up_to(handle, max_bytes)
+            bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
+            for part in json_array.elements(handle, max_bytes, head=head[bom:]):
                 last = part.last and part.damaged is None
                 spans = (part.starts, part.ends)
-                yield Piece(
+                piece = Piece(
                     file_index, path, reader, part.first, part.data, last, size if last else 0, spans=spans
                 )
+                if found.compression is None:
+                    stored_at = (bom + part.offset, part.size)
+                    piece = replace(piece, data=b"", deferred=True, stored_at=stored_at)
+                yield piece
                 first = part.first + len(part.starts)
                 if part.damaged is not None:
                     tail = part.data[int(part.ends[-1]) + 1 :] if len(part.ends) else part.data

@@ -151,6 +151,15 @@ class Elements:
     last: bool
     #: why the array ended before its ``]``, or what followed it; None when it ended well
     damaged: str | None = None
+    #: where ``data`` starts in the stream (``head`` included)
+    offset: int = 0
+    #: the bytes of ``data`` the elements are in (past them: the start of the next ones);
+    #: None: all of it
+    length: int | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.length is None else self.length
 
 
 def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterator[Elements]:
@@ -158,7 +167,7 @@ def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterato
     in buffers of about ``max_bytes`` of whole elements; an element larger than that is a
     buffer of its own."""
     data, depth, first, read_size = head, 0, 0, max_bytes
-    at_end = False
+    offset, at_end = 0, False
     while True:
         if not at_end and len(data) < read_size:
             chunks = [data]
@@ -187,7 +196,7 @@ def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterato
             damaged = None
             if rest.strip(JSON_WHITESPACE):
                 damaged = "more after the array's closing ]"
-            yield Elements(data, starts, ends, first, last=True, damaged=damaged)
+            yield Elements(data, starts, ends, first, last=True, damaged=damaged, offset=offset)
             return
         if at_end:
             starts = np.concatenate(([body], cuts + 1))[:-1] if len(cuts) else np.zeros(0, np.int64)
@@ -202,6 +211,7 @@ def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterato
         cut = int(cuts[-1])
         starts = np.concatenate(([body], cuts[:-1] + 1))
         starts, ends = trimmed(data, starts, cuts)
-        yield Elements(data[:cut], starts, ends, first, last=False)
+        yield Elements(data, starts, ends, first, last=False, offset=offset, length=cut)
         first += len(starts)
+        offset += cut + 1
         data, depth, read_size = data[cut + 1 :], 1, max_bytes
