@@ -371,7 +371,7 @@ class Piece:
         """Bytes of content, read or not."""
         if self.stored_at is not None:
             return self.stored_at[1]
-        return self.size if self.deferred else len(self.data)
+        return self.size if self.deferred or self.sessions is not None else len(self.data)
 
     def loaded(self) -> Piece:
         """This piece with its bytes; a file gone or unreadable by then is a damaged piece."""
@@ -483,54 +483,53 @@ def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
         yield Piece(file_index, path, reader, first, b"", True, size, damaged=f"cannot decompress: {error}")
 
 
-def _sqlite_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
-    """Ranges of whole sessions, in key order, of about ``max_bytes`` each (the database's
-    size per message times their messages): each range is one keyed query when it is read."""
+def _session_ranges(path: Path, reader: Reader, max_bytes: int) -> Iterator[tuple[Any, Any, int, int]]:
+    """Ranges of whole sessions in key order, of about ``max_bytes`` each (the database's
+    size per message times their messages), as they are listed: the first and last key,
+    the number of the first session, and the range's share of the file's bytes."""
     assert reader.sessions_query is not None
+    size = path.stat().st_size
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        total_query = f"SELECT SUM(messages) FROM ({reader.sessions_query})"  # noqa: S608 (our own SQL)
+        total = connection.execute(total_query).fetchone()[0] or 0
+        per_range = max(1, max_bytes * total // max(size, 1))
+        first_key, messages, sessions, conversation = None, 0, 0, 0
+        for key, count in connection.execute(reader.sessions_query):
+            first_key = key if first_key is None else first_key
+            messages, sessions = messages + count, sessions + 1
+            if messages >= per_range:
+                yield first_key, key, conversation, size * messages // total
+                first_key, messages, conversation, sessions = None, 0, conversation + sessions, 0
+        if first_key is not None:
+            yield first_key, key, conversation, size * messages // total
+
+
+def _sqlite_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    """A piece per range of sessions (``_session_ranges``), each one keyed query when it is
+    read; its ``size`` is its share of the file, which is what batches are filled by."""
     path, size = found.path, found.path.stat().st_size
     pending: Piece | None = None
+    done = 0
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-            total_query = f"SELECT SUM(messages) FROM ({reader.sessions_query})"  # noqa: S608 (our own SQL)
-            (total,) = connection.execute(total_query).fetchone()
-            per_range = max(1, max_bytes * (total or 0) // max(size, 1))
-            first_key, last_key, messages, sessions, conversation = None, None, 0, 0, 0
-            for key, count in connection.execute(reader.sessions_query):
-                if first_key is None:
-                    first_key = key
-                last_key, messages, sessions = key, messages + count, sessions + 1
-                if messages >= per_range:
-                    if pending is not None:
-                        yield pending
-                    pending = Piece(
-                        file_index,
-                        path,
-                        reader,
-                        1,
-                        b"",
-                        False,
-                        0,
-                        sessions=(first_key, last_key, conversation),
-                    )
-                    first_key, messages, conversation, sessions = None, 0, conversation + sessions, 0
-            if first_key is not None:
-                if pending is not None:
-                    yield pending
-                pending = Piece(
-                    file_index, path, reader, 1, b"", False, 0, sessions=(first_key, last_key, conversation)
-                )
+        for first, last, conversation, share in _session_ranges(path, reader, max_bytes):
+            if pending is not None:
+                yield pending
+                done += pending.size
+            pending = Piece(
+                file_index, path, reader, 1, b"", False, share, sessions=(first, last, conversation)
+            )
     except sqlite3.DatabaseError as error:
         if pending is not None:
             yield pending
+            done += pending.size
         yield Piece(
-            file_index, path, reader, 1, b"", True, size, damaged=f"cannot read the database: {error}"
+            file_index, path, reader, 1, b"", True, size - done, damaged=f"cannot read the database: {error}"
         )
         return
-    yield (
-        replace(pending, ends_file=True, size=size)
-        if pending
-        else Piece(file_index, path, reader, 1, b"", True, size)
-    )
+    if pending is None:  # no session
+        yield Piece(file_index, path, reader, 1, b"", True, size)
+        return
+    yield replace(pending, ends_file=True, size=size - done)
 
 
 def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:

@@ -9,12 +9,12 @@ the exact path (``jobs.sharegpt_exact``).
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 from pathlib import Path
+from urllib.parse import quote
 
+import connectorx
 import numpy as np
 import polars as pl
 
@@ -200,25 +200,37 @@ def _why_not(reader: Reader, text: str) -> str:
     return f"not a {reader.format} record"
 
 
+def _sql_literal(value: object) -> str:
+    """A session key as SQL text (connectorx binds no parameters)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, int):
+        return str(value)
+    raise TypeError(f"a session key of type {type(value).__name__}")
+
+
 def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) -> list[pl.DataFrame]:
-    """Each piece's range of sessions, one keyed query each."""
+    """Each piece's range of sessions, one keyed query each, read by connectorx: straight
+    into Arrow, without the interpreter (Python's sqlite3 made a tuple a row, and held the
+    other threads up while it did: 0.47 against 0.18 s for 33 MB of messages)."""
     assert reader.query is not None
     frames = []
     for piece in pieces:
         if piece.sessions is None:  # a database without sessions
             continue
         first, last, first_conversation = piece.sessions
+        query = reader.query.replace(":first", _sql_literal(first)).replace(":last", _sql_literal(last))
         try:
-            with closing(sqlite3.connect(f"file:{piece.path}?mode=ro", uri=True)) as connection:
-                rows = pl.read_database(
-                    reader.query,
-                    connection,
-                    execute_options={"parameters": {"first": first, "last": last}},
-                    infer_schema_length=None,
-                )
-        except (sqlite3.DatabaseError, pl.exceptions.PolarsError) as error:
+            if not piece.path.is_file():  # connectorx would make an empty database there
+                raise FileNotFoundError("the file is gone")
+            table = connectorx.read_sql(
+                f"sqlite://{quote(str(piece.path.resolve()))}", query, return_type="arrow"
+            )
+            rows = pl.from_arrow(table)
+        except (RuntimeError, OSError, pl.exceptions.PolarsError) as error:
             quarantine.add(piece.file_index, str(piece.path), None, f"cannot read the database: {error}", "")
             continue
+        assert isinstance(rows, pl.DataFrame)
         rows = rows.with_columns(
             pl.lit(piece.file_index, pl.Int32).alias("file_index"),
             pl.lit(str(piece.path)).alias("file"),
