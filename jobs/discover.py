@@ -230,7 +230,7 @@ def check_format_fits(files: list[Path], forced_format: str) -> None:
 
 
 def _loads(data: bytes) -> Any:
-    """A JSON value; orjson, three times as fast, and the standard library for what orjson
+    """A JSON value; orjson, 2.5 times as fast here, and the standard library for what orjson
     refuses (NaN, integers past 64 bits). Raises ValueError."""
     try:
         return orjson.loads(data)
@@ -256,8 +256,9 @@ def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str 
     """JSON lines (the first line is a whole object), a JSON array, or one JSON document.
 
     Lines are told from the first record, parsed whatever its length, and the records
-    after it that the first ``SNIFF_BYTES`` hold whole (up to ``SNIFF_RECORDS``): a file
-    costs one small read and one parse, not the parse of a long head.
+    after it that the first ``SNIFF_BYTES`` hold whole (up to ``SNIFF_RECORDS`` of them,
+    and ``SNIFF_FOLLOWING_BYTES``): a file costs one small read and one parse, not the
+    parse of a long head.
     """
     text = head.removeprefix(UTF8_BOM).lstrip()
     if not text:
@@ -292,9 +293,7 @@ def _detect_lines(
     # as far as SNIFF_FOLLOWING_BYTES go: a conversation per line is told by its first
     # line, and its next ones would double the cost
     more = stream.read(1)
-    ends_at = (
-        len(text) if not more else text.rfind(b"\n") + 1
-    )  # at the end of the file, the last line is whole
+    ends_at = text.rfind(b"\n") + 1 if more else len(text)  # at the end of the file, the last line is whole
     whole = text[newline + 1 : ends_at] if newline >= 0 else b""
     budget = SNIFF_FOLLOWING_BYTES
     for line in whole.split(b"\n", SNIFF_RECORDS - 1)[: SNIFF_RECORDS - 1]:
