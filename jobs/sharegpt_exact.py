@@ -71,36 +71,45 @@ class ExactPath:
     skipped_messages: int = 0
 
     def read_line(self, file_index: int, file: str, line: int, record: str) -> None:
-        try:
-            session = json.loads(record)
-        except (json.JSONDecodeError, RecursionError) as error:
-            self.quarantine.add(file_index, file, line, f"invalid JSON: {error}", record)
-            return
-        self._session(
-            file_index=file_index,
-            file=file,
-            line=line,
-            conversation=line,
-            place=f"{file}:{line}",
-            session=session,
-            raw=record,
-            where="",
+        self._read_record(
+            file_index, file, record, line=line, place=f"{file}:{line}", conversation=line, where=""
         )
 
     def read_element(self, file_index: int, file: str, position: int, record: str) -> None:
         """An element of a JSON array: the conversation is its position."""
         where = f"array element {position}: "
+        self._read_record(
+            file_index,
+            file,
+            record,
+            line=None,
+            place=f"{file}[{position}]",
+            conversation=position,
+            where=where,
+        )
+
+    def _read_record(
+        self,
+        file_index: int,
+        file: str,
+        record: str,
+        *,
+        line: int | None,
+        place: str,
+        conversation: int,
+        where: str,
+    ) -> None:
         try:
             session = json.loads(record)
         except (json.JSONDecodeError, RecursionError) as error:
-            self.quarantine.add(file_index, file, None, f"{where}invalid JSON: {error}", record)
+            self.quarantine.add(file_index, file, line, f"{where}invalid JSON: {error}", record)
             return
         self._session(
             file_index=file_index,
             file=file,
-            line=None,
-            conversation=position,
-            place=f"{file}[{position}]",
+            line=line,
+            conversation=conversation,
+            place=place,
             session=session,
             raw=record,
             where=where,

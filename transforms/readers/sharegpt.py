@@ -101,27 +101,26 @@ def _explode_sessions(sessions: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
-    """One session per line; the conversation is its line."""
+def _read_records(records: pl.LazyFrame, place: pl.Expr, line: pl.Expr) -> pl.LazyFrame:
+    """A session per record; the conversation is the record's ``line``."""
     return _explode_sessions(
         records.with_columns(
             pl.col("text").str.json_decode(SESSION_DTYPE).alias("session"),
             pl.col("line").alias("conversation"),
-            pl.format("{}:{}", "file", "line").alias("place"),
+            place.alias("place"),
+            line.alias("line"),
         ).drop("text")
     )
+
+
+def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
+    """One session per line; the conversation is its line."""
+    return _read_records(records, pl.format("{}:{}", "file", "line"), pl.col("line"))
 
 
 def read_elements(records: pl.LazyFrame) -> pl.LazyFrame:
     """A session per element of a JSON array; the conversation is its position (``line``)."""
-    return _explode_sessions(
-        records.with_columns(
-            pl.col("text").str.json_decode(SESSION_DTYPE).alias("session"),
-            pl.col("line").alias("conversation"),
-            pl.format("{}[{}]", "file", "line").alias("place"),
-            pl.lit(None, pl.Int64).alias("line"),
-        ).drop("text")
-    )
+    return _read_records(records, pl.format("{}[{}]", "file", "line"), pl.lit(None, pl.Int64))
 
 
 def sniff_elements(elements: list[Any]) -> bool:
