@@ -418,6 +418,10 @@ def _read_up_to(handle: IO[bytes], max_bytes: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+#: An array is scanned, and cut, into pieces of a quarter of a batch: the scan's
+#: temporaries (positions, depths) run to a few times the bytes it looks at.
+ARRAY_PIECES_PER_BATCH = 4
+
 #: A gzip file ends with its content's size (modulo 4 GiB) in 4 little-endian bytes.
 GZIP_SIZE_BYTES = 4
 
@@ -462,9 +466,9 @@ def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
     first = 0
     try:
         with open_decompressed(path, found.compression) as handle:
-            head = _read_up_to(handle, max_bytes)
+            head = _read_up_to(handle, max_bytes // ARRAY_PIECES_PER_BATCH)
             bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
-            for part in json_array.elements(handle, max_bytes, head=head[bom:]):
+            for part in json_array.elements(handle, max_bytes // ARRAY_PIECES_PER_BATCH, head=head[bom:]):
                 last = part.last and part.damaged is None
                 spans = (part.starts, part.ends)
                 piece = Piece(
