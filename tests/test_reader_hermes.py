@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from bench.shapes import STATE_DB_SCHEMA
 from jobs.discover import batches, detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
@@ -318,45 +319,6 @@ def test_a_real_gateway_transcript() -> None:
 
 
 # --- hermes_db --------------------------------------------------------------------
-
-#: The state.db layout of Hermes Agent (``hermes_state``), trimmed to the columns that
-#: matter here plus a few around them; the job's query must run against it as it is.
-STATE_DB_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE sessions (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    user_id TEXT,
-    model TEXT,
-    model_config TEXT,
-    system_prompt TEXT,
-    parent_session_id TEXT,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    end_reason TEXT,
-    message_count INTEGER DEFAULT 0,
-    tool_call_count INTEGER DEFAULT 0,
-    input_tokens INTEGER DEFAULT 0,
-    output_tokens INTEGER DEFAULT 0,
-    title TEXT,
-    FOREIGN KEY (parent_session_id) REFERENCES sessions(id)
-);
-CREATE TABLE messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL REFERENCES sessions(id),
-    role TEXT NOT NULL,
-    content TEXT,
-    tool_call_id TEXT,
-    tool_calls TEXT,
-    tool_name TEXT,
-    timestamp REAL NOT NULL,
-    token_count INTEGER,
-    finish_reason TEXT,
-    reasoning TEXT
-);
-CREATE INDEX idx_messages_session ON messages(session_id, timestamp);
-CREATE VIRTUAL TABLE messages_fts USING fts5(content, content=messages, content_rowid=id);
-"""
 
 
 def make_state_db(path: Path) -> Path:
