@@ -5,7 +5,7 @@ ifeq ($(UV),)
 UV := python3 -m uv
 endif
 PY_SOURCES := jobs transforms tests bench examples
-# make bench: the suite (every target of the issue, ~5 min); BENCH_MB="20" benches those archives only.
+# make bench: the suite (every target; the archives are generated once, ~20 min, then ~10 min a run); BENCH_MB="20" benches those archives only.
 BENCH_MB ?=
 BENCH_RUNS ?= 3
 BENCH_ARGS ?=
@@ -34,7 +34,7 @@ typecheck: setup
 pytest: setup
 	$(UV) run pytest -q
 
-bench: setup  ## the suite: 1 GB vs the reference and the parse floor, bad lines, gzip, RSS at 2/4 GB, targets table (BENCH_RUNS=3); BENCH_MB="20": that archive only
+bench: setup  ## the suite: 1 GB vs the reference and the parse floor, bad lines, gzip, RSS at 2/4 GB, many files, a JSON array, a state.db, targets table (BENCH_RUNS=3); BENCH_MB="20": that archive only
 	$(UV) run python bench/run_bench.py $(if $(strip $(BENCH_MB)),--mb $(BENCH_MB)) --runs $(BENCH_RUNS) $(BENCH_ARGS)
 
 clean:
