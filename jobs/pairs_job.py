@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,7 +201,7 @@ def _read_ahead(
 _DONE = object()
 
 
-def _in_background(items: Iterator[T], depth: int) -> Iterator[T]:
+def _in_background(items: Iterator[T], depth: int) -> Generator[T, None, None]:
     """``items``, produced on a thread of their own up to ``depth`` ahead of the consumer.
 
     Making batches means detecting each file's layout and cutting large files into
@@ -210,20 +210,24 @@ def _in_background(items: Iterator[T], depth: int) -> Iterator[T]:
     queue: Queue[Any] = Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        """Hand ``item`` over; False once the consumer has stopped (it takes nothing more)."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+            except Full:
+                continue
+            return True
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        queue.put(item, timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            queue.put(_DONE)
+            put(_DONE)
         except BaseException as error:
-            queue.put(error)
+            put(error)
 
     producer = threading.Thread(target=produce, name="compound-batches", daemon=True)
     producer.start()
