@@ -796,37 +796,44 @@ def shape_targets(suite: SuiteResults, specs: ShapeSpecs) -> list[Target]:
             fmt=format_x,
         ),
         parity_target(f"{many_label}: parity with the reference", many),
+        *beside_its_jsonl(
+            array_label, "array", array, suite.array_jsonl, max_ratio=MAX_ARRAY_OVER_JSONL, same_pairs=True
+        ),
+        *beside_its_jsonl(
+            db_label,
+            "state.db",
+            state_db,
+            suite.state_db_jsonl,
+            max_ratio=MAX_STATE_DB_OVER_JSONL,
+            same_pairs=False,
+        ),
+    ]
+
+
+def beside_its_jsonl(
+    label: str,
+    kind: str,
+    shape: ArchiveResult | None,
+    jsonl: ArchiveResult | None,
+    *,
+    max_ratio: float,
+    same_pairs: bool,
+) -> list[Target]:
+    """A shape read from the same sessions as a JSONL archive: its peak RSS, its time
+    against the JSONL's, and the pairs both wrote (a parity check when ``same_pairs``)."""
+    return [
         limit_target(
-            f"{array_label}: compound peak RSS",
-            array.compound.median_peak_rss_mib if array else None,
+            f"{label}: compound peak RSS",
+            shape.compound.median_peak_rss_mib if shape else None,
             RSS_BUDGET_MIB,
             at_least=False,
             fmt=format_mib,
         ),
         limit_target(
-            f"{array_label}: compound, array / JSONL",
-            ratio(array, suite.array_jsonl),
-            MAX_ARRAY_OVER_JSONL,
-            at_least=False,
-            fmt=format_x,
-        ),
-        pairs_count_target(f"{array_label}: pairs, array = JSONL", array, suite.array_jsonl, must_match=True),
-        limit_target(
-            f"{db_label}: compound peak RSS",
-            state_db.compound.median_peak_rss_mib if state_db else None,
-            RSS_BUDGET_MIB,
-            at_least=False,
-            fmt=format_mib,
-        ),
-        limit_target(
-            f"{db_label}: compound, state.db / JSONL",
-            ratio(state_db, suite.state_db_jsonl),
-            MAX_STATE_DB_OVER_JSONL,
-            at_least=False,
-            fmt=format_x,
+            f"{label}: compound, {kind} / JSONL", ratio(shape, jsonl), max_ratio, at_least=False, fmt=format_x
         ),
         pairs_count_target(
-            f"{db_label}: pairs, state.db / JSONL", state_db, suite.state_db_jsonl, must_match=False
+            f"{label}: pairs, {kind} {'=' if same_pairs else '/'} JSONL", shape, jsonl, must_match=same_pairs
         ),
     ]
 
