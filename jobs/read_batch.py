@@ -120,15 +120,15 @@ def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     layout = pieces[0].reader.layout
     if layout == "array":
         records = _elements(pieces, quarantine).lazy()
-    else:
+    elif layout == "lines":
         lines = _raw_lines(pieces, quarantine)
-    if layout == "lines":
         # a strip copies every line; JSON lines hardly ever need one
         text = py_strip(pl.col("text")) if lines["padded"].any() else pl.col("text")
         records = lines.lazy().with_columns(text).filter(pl.col("text") != "")
-    elif layout != "array":
+    else:
         records = (
-            lines.lazy()
+            _raw_lines(pieces, quarantine)
+            .lazy()
             .group_by("file_index", maintain_order=True)
             .agg(pl.col("file").first(), pl.lit(None, pl.Int64).alias("line"), pl.col("text").str.join("\n"))
             .filter(pl.col("text").str.strip_chars() != "")
@@ -219,15 +219,15 @@ def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
         if piece.sessions is None:  # a database without sessions
             continue
         first, last, first_conversation = piece.sessions
-        query = reader.query.replace(":first", _sql_literal(first)).replace(":last", _sql_literal(last))
         try:
+            query = reader.query.replace(":first", _sql_literal(first)).replace(":last", _sql_literal(last))
             if not piece.path.is_file():  # connectorx would make an empty database there
                 raise FileNotFoundError("the file is gone")
             table = connectorx.read_sql(
                 f"sqlite://{quote(str(piece.path.resolve()))}", query, return_type="arrow"
             )
             rows = pl.from_arrow(table)
-        except (RuntimeError, OSError, pl.exceptions.PolarsError) as error:
+        except (RuntimeError, OSError, TypeError, pl.exceptions.PolarsError) as error:
             quarantine.add(piece.file_index, str(piece.path), None, f"cannot read the database: {error}", "")
             continue
         assert isinstance(rows, pl.DataFrame)

@@ -473,6 +473,26 @@ def test_a_database_is_read_in_ranges_of_whole_sessions(tmp_path: Path) -> None:
     assert_frame_equal(read_batch(some).messages, in_ranges)
 
 
+def test_a_range_that_cannot_be_read_is_quarantined_and_the_others_read(tmp_path: Path) -> None:
+    """A session id stored as a BLOB (SQLite types values, not columns) cannot be written
+    as a key: its range is quarantined with the reason, never a traceback."""
+    path = make_state_db(tmp_path / "state.db")
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES (X'00ff', 'user', 'hi', 0)"
+        )
+        connection.commit()
+    pieces = [piece for batch in batches([detect(path)], 1) for piece in batch]
+    read = read_batch(pieces)
+    assert read.messages["session_id"].unique().sort().to_list() == [
+        "20260301_080000_aaaaaa",
+        "20260302_090000_bbbbbb",
+    ]
+    assert read.quarantine.select("line", "error").rows() == [
+        (None, "cannot read the database: a session key of type bytes")
+    ]
+
+
 def test_malformed_tool_calls_in_the_database_do_not_fail_the_read(tmp_path: Path) -> None:
     path = make_state_db(tmp_path / "state.db")
     with closing(sqlite3.connect(path)) as connection:
