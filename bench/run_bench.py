@@ -1467,34 +1467,28 @@ def bench_issue_archives(
     report(suite.clean)
     report(suite.bad)
 
-    print(f"-- {label} gzip (compound, parse floor; {REFERENCE_JSONL_ONLY})", flush=True)
-    gzip_bench = ArchiveBench.prepare(
-        f"{label} gzip",
-        gzip,
-        folders[gzip],
-        runs=SUITE_SINGLE_RUNS,
-        programs=gzip_programs,
-        work_root=work,
-        compound_options=args.compound_args,
-    )
-    run_rounds([gzip_bench], SUITE_SINGLE_RUNS)
-    suite.gzip = gzip_bench.result()
-    report(suite.gzip)
-
-    for spec in rss:
-        print(f"-- {spec.mb} MB clean (compound, for peak RSS)", flush=True)
-        rss_bench = ArchiveBench.prepare(
-            f"{spec.mb} MB clean",
+    def single_run(title: str, name: str, spec: ArchiveSpec, programs: Programs) -> ArchiveResult:
+        """One archive measured in ``SUITE_SINGLE_RUNS`` rounds, then reported."""
+        print(f"-- {title}", flush=True)
+        bench = ArchiveBench.prepare(
+            name,
             spec,
             folders[spec],
             runs=SUITE_SINGLE_RUNS,
-            programs=compound_only,
+            programs=programs,
             work_root=work,
             compound_options=args.compound_args,
         )
-        run_rounds([rss_bench], SUITE_SINGLE_RUNS)
-        suite.rss.append(rss_bench.result())
-        report(suite.rss[-1])
+        run_rounds([bench], SUITE_SINGLE_RUNS)
+        result = bench.result()
+        report(result)
+        return result
+
+    title = f"{label} gzip (compound, parse floor; {REFERENCE_JSONL_ONLY})"
+    suite.gzip = single_run(title, f"{label} gzip", gzip, gzip_programs)
+    for spec in rss:
+        title = f"{spec.mb} MB clean (compound, for peak RSS)"
+        suite.rss.append(single_run(title, f"{spec.mb} MB clean", spec, compound_only))
 
 
 def bench(args: argparse.Namespace) -> int:
