@@ -201,9 +201,8 @@ def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterato
         if at_end:
             starts = np.concatenate(([body], cuts + 1))[:-1] if len(cuts) else np.zeros(0, np.int64)
             starts, ends = trimmed(data, starts, cuts) if len(cuts) else (starts, cuts)
-            yield Elements(
-                data, starts, ends, first, last=True, damaged="the array ends before its closing ]"
-            )
+            damaged = "the array ends before its closing ]"
+            yield Elements(data, starts, ends, first, last=True, damaged=damaged, offset=offset)
             return
         if not len(cuts):  # no element ends in this buffer: read on, twice as much
             read_size = max(read_size, len(data)) * 2

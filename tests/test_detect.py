@@ -355,15 +355,20 @@ def test_a_broken_element_is_quarantined_with_its_position_and_the_rest_read(tmp
     assert stats["malformed_lines"] == 1
 
 
-def test_an_array_cut_short_keeps_the_elements_before_the_cut(tmp_path: Path) -> None:
-    whole = json.dumps([_session(number) for number in range(3)])
+@pytest.mark.parametrize("batch_bytes", [None, 256])
+def test_an_array_cut_short_keeps_the_elements_before_the_cut(
+    tmp_path: Path, batch_bytes: int | None
+) -> None:
+    """Read whole, or in pieces re-read from the file: the last piece is read from where
+    it is, not from the file's start."""
+    whole = json.dumps([_session(number) for number in range(30)])
     path = tmp_path / "sessions.json"
-    path.write_text(whole[: whole.rindex('"conversations"')])  # cut inside the third session
-    _, records = run_ours(tmp_path, tmp_path / "out")
-    assert [record["source"] for record in records] == ["s0", "s1"]
+    path.write_text(whole[: whole.rindex('"conversations"')])  # cut inside the last session
+    _, records = run_ours(tmp_path, tmp_path / "out", batch_bytes=batch_bytes)
+    assert [record["source"] for record in records] == [f"s{number}" for number in range(29)]
     quarantine = pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")
     assert quarantine.select("line", "error").rows() == [
-        (None, "array element 2: the array ends before its closing ]")
+        (None, "array element 29: the array ends before its closing ]")
     ]
 
 
