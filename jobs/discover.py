@@ -316,7 +316,8 @@ def _detect_lines(
 
 def _detect_array(path: Path, stream: IO[bytes], text: bytes, forced_format: str | None) -> Detected:
     """A top-level array, from its first elements (read whole, whatever their size): an
-    ``array`` reader's when its elements are conversations, else a ``document`` reader's."""
+    ``array`` reader's when its elements are conversations, an ``events`` reader's when they
+    are the messages of one, else a ``document`` reader's."""
     first = next(json_array.elements(stream, SNIFF_BYTES, head=text))
     if not len(first.starts):
         if first.damaged is not None:
@@ -330,7 +331,7 @@ def _detect_array(path: Path, stream: IO[bytes], text: bytes, forced_format: str
             continue
     return _pick(
         path,
-        ("array", "document"),
+        ("array", "events", "document"),
         values,
         forced_format,
         lambda: f"a JSON array, the first element {_keys(values[0]) if values else 'not JSON'}",
@@ -541,7 +542,7 @@ def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int)
     if reader.layout == "sqlite":
         yield from _sqlite_pieces(file_index, found, reader, max_bytes)
         return
-    if reader.layout == "array":
+    if reader.layout in ("array", "events"):
         yield from _array_pieces(file_index, found, reader, max_bytes)
         return
     split = reader.line_per_conversation
@@ -579,7 +580,9 @@ def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece
     """Consecutive pieces of the readable files, grouped into batches of about ``max_bytes``.
 
     A file whose conversations span lines (most layouts) is one piece, whatever its size;
-    a file of one conversation per line is cut at line ends into pieces of ``max_bytes``.
+    a file of one conversation per line is cut at line ends into pieces of ``max_bytes``,
+    an array into pieces of whole elements. The pieces of one conversation's array of
+    events stay in one batch, which is read a piece at a time.
     """
     batch: list[Piece] = []
     size = 0
@@ -587,7 +590,8 @@ def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece
         if found.reader is None:
             continue
         for piece in _pieces_of(file_index, found, found.reader, max_bytes):
-            if batch and size + piece.length > max_bytes:
+            goes_on = piece.reader.layout == "events" and piece.first_line > 0
+            if batch and size + piece.length > max_bytes and not goes_on:
                 yield batch
                 batch, size = [], 0
             batch.append(piece)

@@ -9,6 +9,7 @@ the exact path (``jobs.sharegpt_exact``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 from pathlib import Path
@@ -51,7 +52,7 @@ def _utf8_or_none(line: bytes) -> str | None:
 def _place(piece: Piece, line: int | None) -> tuple[int | None, str]:
     """A record's line for the quarantine, and what its error begins with: an array's
     elements are named by their position, a document's records have no line."""
-    if piece.reader.layout == "array":
+    if piece.reader.layout in ("array", "events"):
         return None, f"array element {line}: "
     return (line if piece.reader.layout == "lines" else None), ""
 
@@ -154,36 +155,40 @@ def _in_chunks(records: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([records.slice(start, stop - start) for start, stop in pairwise(bounds)], rechunk=False)
 
 
-def _read(reader: Reader, records: pl.DataFrame) -> pl.DataFrame:
-    return reader.read(records.drop("_row").lazy()).collect()
+#: What reads records: a reader's ``read``, or its ``decode`` for the events layout.
+ReadRecords = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
-def _bad_rows(reader: Reader, records: pl.DataFrame) -> list[int]:
-    """The ``_row`` of each record the reader cannot decode, found by halving."""
+def _read(read: ReadRecords, records: pl.DataFrame) -> pl.DataFrame:
+    return read(records.drop("_row").lazy()).collect()
+
+
+def _bad_rows(read: ReadRecords, records: pl.DataFrame) -> list[int]:
+    """The ``_row`` of each record ``read`` cannot decode, found by halving."""
     try:
-        _read(reader, records)
+        _read(read, records)
     except DECODE_ERRORS:
         if records.height == 1:
             return records["_row"].to_list()
         half = records.height // 2
-        return _bad_rows(reader, records.head(half)) + _bad_rows(reader, records.tail(records.height - half))
+        return _bad_rows(read, records.head(half)) + _bad_rows(read, records.tail(records.height - half))
     return []
 
 
-def _decode(reader: Reader, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The messages of the records the reader decodes, and the records it cannot.
+def _decode(read: ReadRecords, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What ``read`` makes of the records it decodes, and the records it cannot.
 
     After the bad records are found, the good ones are read again in one go: a reader
     numbers a conversation's turns across all its lines, which halves would break.
     """
     records = records.with_row_index("_row")
     try:
-        return _read(reader, records), records.clear().drop("_row")
+        return _read(read, records), records.clear().drop("_row")
     except DECODE_ERRORS:
-        bad = pl.Series(_bad_rows(reader, records), dtype=pl.UInt32)
+        bad = pl.Series(_bad_rows(read, records), dtype=pl.UInt32)
     is_bad = pl.col("_row").is_in(bad.implode())
     good = records.filter(~is_bad)
-    return _read(reader, good), records.filter(is_bad).drop("_row")
+    return _read(read, good), records.filter(is_bad).drop("_row")
 
 
 def _why_not(reader: Reader, text: str) -> str:
@@ -192,8 +197,9 @@ def _why_not(reader: Reader, text: str) -> str:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         return f"invalid JSON: {error}"
+    read = reader.decode or reader.read
     try:
-        reader.read(pl.LazyFrame({"file_index": [0], "file": [""], "line": [1], "text": [text]})).collect()
+        read(pl.LazyFrame({"file_index": [0], "file": [""], "line": [1], "text": [text]})).collect()
     except DECODE_ERRORS as error:
         detail = str(error).strip().splitlines()[0]
         return f"a JSON {json_type(value)} that is not a {reader.format} record: {detail}"
@@ -240,20 +246,53 @@ def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
     return frames
 
 
+def _loaded(pieces: list[Piece], quarantine: Quarantine) -> list[Piece]:
+    """The pieces with their bytes; a damaged one is quarantined and left out."""
+    whole = []
+    for piece in map(Piece.loaded, pieces):
+        if piece.damaged is None:
+            whole.append(piece)
+            continue
+        raw = piece.data[-2000:].decode("utf-8", "replace")
+        where, prefix = _place(piece, piece.first_line)
+        quarantine.add(piece.file_index, str(piece.path), where, prefix + piece.damaged, raw)
+    return whole
+
+
+def _quarantine_rejected(
+    reader: Reader, pieces: list[Piece], rejected: pl.DataFrame, quarantine: Quarantine
+) -> None:
+    for file_index, file, line, text in rejected.iter_rows():
+        where, prefix = _place(pieces[0], line)
+        quarantine.add(file_index, file, where, prefix + _why_not(reader, text), text)
+
+
+def _read_events(reader: Reader, pieces: list[Piece], quarantine: Quarantine) -> list[pl.DataFrame]:
+    """Arrays of one conversation's events, each a piece at a time: a piece is loaded,
+    decoded into the reader's columns and let go before the next, and the reader reads a
+    file's decoded events whole (a conversation is paired whole)."""
+    assert reader.decode is not None
+    decoded = []
+    for piece in pieces:
+        for whole in _loaded([piece], quarantine):
+            events, rejected = _decode(reader.decode, _in_chunks(_elements([whole], quarantine)))
+            decoded.append(events)
+            _quarantine_rejected(reader, [whole], rejected, quarantine)
+    return [reader.read(pl.concat(decoded).lazy()).collect()] if decoded else []
+
+
 def read_batch(pieces: list[Piece]) -> Batch:
     """Read the given pieces of session files into one message table."""
-    pieces = [piece.loaded() for piece in pieces]
     quarantine = Quarantine()
     exact = ExactPath(quarantine)
     frames = [pl.DataFrame(schema=MESSAGE_SCHEMA)]
-    for piece in pieces:
-        if piece.damaged is not None:
-            raw = piece.data[-2000:].decode("utf-8", "replace")
-            where, prefix = _place(piece, piece.first_line)
-            quarantine.add(piece.file_index, str(piece.path), where, prefix + piece.damaged, raw)
-    whole = [piece for piece in pieces if piece.damaged is None]
-    for reader, group in groupby(whole, key=lambda piece: piece.reader):
-        same_reader = list(group)
+    for reader, group in groupby(pieces, key=lambda piece: piece.reader):
+        if reader.layout == "events":
+            frames += _read_events(reader, list(group), quarantine)
+            continue
+        same_reader = _loaded(list(group), quarantine)
+        if not same_reader:
+            continue
         if reader.layout == "sqlite":
             frames += _read_sqlite(reader, same_reader, quarantine)
             continue
@@ -264,13 +303,13 @@ def read_batch(pieces: list[Piece]) -> Batch:
             slow = routed.filter(pl.col("exact")).drop("exact")
         else:
             slow = records.clear()
-        decoded, rejected = _decode(reader, _in_chunks(records))
+        decoded, rejected = _decode(reader.read, _in_chunks(records))
         frames.append(decoded)
+        if reader.needs_exact is None:
+            _quarantine_rejected(reader, same_reader, rejected, quarantine)
+            continue
         for file_index, file, line, text in pl.concat([slow, rejected]).iter_rows():
-            if reader.needs_exact is None:
-                where, prefix = _place(same_reader[0], line)
-                quarantine.add(file_index, file, where, prefix + _why_not(reader, text), text)
-            elif reader.layout == "lines":
+            if reader.layout == "lines":
                 exact.read_line(file_index, file, line, text)
             elif reader.layout == "array":
                 exact.read_element(file_index, file, line, text)

@@ -380,3 +380,72 @@ def test_an_empty_array_is_listed_with_the_reason(tmp_path: Path) -> None:
     assert stats["unrecognized_files"] == [
         {"file": str(tmp_path / "empty.json"), "reason": "an empty JSON array"}
     ]
+
+
+def _trajectory(turns: int) -> list[dict[str, Any]]:
+    """An OpenHands trajectory: a task, then per turn a command, its output and a reply."""
+    events: list[dict[str, Any]] = [
+        {"id": 0, "source": "user", "action": "message", "args": {"content": "Fix the failing test, please."}}
+    ]
+    for turn in range(turns):
+        events += [
+            {"source": "agent", "action": "run", "args": {"command": "pytest", "thought": f"Run {turn}."}},
+            {"source": "environment", "observation": "run", "content": f"output ] }} {turn} " * 20},
+            {"source": "agent", "action": "message", "args": {"content": f"{LONG} turn {turn}"}},
+            {"source": "user", "action": "message", "args": {"content": f"And now step {turn}?"}},
+        ]
+    return events
+
+
+@pytest.mark.parametrize("shape", ["openhands", "openai"])
+def test_a_conversation_array_is_read_a_piece_at_a_time_and_paired_whole(tmp_path: Path, shape: str) -> None:
+    """An array of one conversation's events or messages is read in pieces of elements,
+    which stay in one batch, so that it gives what it gives read whole, and the files
+    around it are batched as before."""
+    if shape == "openhands":
+        events: list[Any] = _trajectory(60)
+    else:
+        events = [{"role": "user", "content": "Fix the failing test, please."}]
+        for turn in range(60):
+            events += [
+                {"role": "assistant", "content": f"{LONG} turn {turn}"},
+                {"role": "user", "content": f"And now step {turn}?"},
+            ]
+    path = tmp_path / "trajectory.json"
+    path.write_text(json.dumps(events, indent=1))
+    before, after = tmp_path / "a.jsonl", tmp_path / "z.jsonl"
+    before.write_bytes(jsonl(_session(1)))
+    after.write_bytes(jsonl(_session(2)))
+    found = [detect(before), detect(path), detect(after)]
+    assert found[1].reader is not None
+    assert (found[1].reader.format, found[1].reader.layout) == (shape, "events")
+    split = list(batches(found, 2048))
+    in_pieces = [len([piece for piece in batch if piece.path == path]) for batch in split]
+    assert max(in_pieces) > 10  # many pieces ...
+    assert sum(count > 0 for count in in_pieces) == 1  # ... in one batch
+    whole = read_files([before, path, after]).messages
+    assert pl.concat([read_batch(batch).messages for batch in split]).equals(whole)
+    assert whole.filter(pl.col("file") == str(path))["turn"].to_list() == list(range(whole.height - 4))  # 2 a session around it
+    _, records = run_ours(tmp_path, tmp_path / "out", batch_bytes=2048)
+    assert [record["terse"] for record in records][1:4] == [
+        "Fix the failing test, please.",
+        "And now step 0?",
+        "And now step 1?",
+    ]
+
+
+def test_a_broken_event_is_quarantined_with_its_position_and_the_rest_paired(tmp_path: Path) -> None:
+    events = [json.dumps(event) for event in _trajectory(3)]
+    broken = '{"source": "agent" "action": "message"}'
+    path = tmp_path / "trajectory.json"
+    path.write_text("[\n" + ",\n".join([*events[:4], broken, *events[4:]]) + "\n]\n")
+    stats, records = run_ours(tmp_path, tmp_path / "out", batch_bytes=512)
+    assert [record["terse"] for record in records] == [
+        "Fix the failing test, please.",
+        "And now step 0?",
+        "And now step 1?",
+    ]
+    quarantine = pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")
+    assert quarantine.select("line", "raw").rows() == [(None, broken)]
+    assert quarantine["error"][0].startswith("array element 4: invalid JSON")
+    assert stats["malformed_lines"] == 1

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-Layout = Literal["lines", "array", "document", "sqlite"]
+Layout = Literal["lines", "array", "events", "document", "sqlite"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class Reader:
     sessions_query: str | None = None
     #: records ``read`` cannot decode exactly go to the job's exact (Python) path
     needs_exact: Callable[[pl.Expr], pl.Expr] | None = None
+    #: for the events layout: a piece's element records into the columns ``read`` takes
+    decode: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
 
 
 @cache

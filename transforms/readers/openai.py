@@ -249,12 +249,14 @@ def _messages_of(record: pl.Expr) -> pl.Expr:
 def _explode(records: pl.LazyFrame) -> pl.LazyFrame:
     """Rows with ``file_index``, ``file``, ``line``, ``conversation``, ``place``,
     ``session_id``, ``model`` and ``messages`` (a message list) into the canonical table."""
-    rows = (
-        records.filter(pl.col("messages").list.len() > 0)
-        .explode("messages")
-        .rename({"messages": "message"})
-        .with_columns(pl.col("session_id").fill_null(pl.col("place")), pl.lit(FORMAT).alias("format"))
+    return _explode_rows(
+        records.filter(pl.col("messages").list.len() > 0).explode("messages").rename({"messages": "message"})
     )
+
+
+def _explode_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows of one ``message`` each, with the columns ``_explode`` takes, into the table."""
+    rows = rows.with_columns(pl.col("session_id").fill_null(pl.col("place")), pl.lit(FORMAT).alias("format"))
     return conform(normalise(rows, ["file_index", "conversation"]))
 
 
@@ -288,6 +290,28 @@ def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
 def read_elements(records: pl.LazyFrame) -> pl.LazyFrame:
     """One record per element of a JSON array; the conversation is its position (``line``)."""
     return _read_records(records, pl.lit(None, pl.Int64), pl.format("{}[{}]", "file", "line"))
+
+
+def decode_messages(records: pl.LazyFrame) -> pl.LazyFrame:
+    """One message per record (an element of a bare array of messages) into a ``message``."""
+    return records.select(
+        "file_index",
+        "file",
+        rename_string_keys(pl.col("text")).str.json_decode(MESSAGE_DTYPE).alias("message"),
+    )
+
+
+def read_messages(messages: pl.LazyFrame) -> pl.LazyFrame:
+    """Every message of whole bare arrays (``decode_messages``' rows): a file, a conversation."""
+    return _explode_rows(
+        messages.with_columns(
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.lit(0, pl.Int64).alias("conversation"),
+            pl.format("{}[0]", "file").alias("place"),
+            pl.lit(None, pl.String).alias("session_id"),
+            pl.lit(None, pl.String).alias("model"),
+        )
+    )
 
 
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
@@ -386,6 +410,10 @@ def sniff_elements(elements: list[Any]) -> bool:
     return bool(elements) and is_record(elements[0])
 
 
+def sniff_messages(elements: list[Any]) -> bool:
+    return is_message_list(elements)
+
+
 def sniff_document(document: Any) -> bool:
     if isinstance(document, list):
         return bool(document) and (is_record(document[0]) or is_message_list(document))
@@ -395,5 +423,6 @@ def sniff_document(document: Any) -> bool:
 READERS = (
     Reader(FORMAT, "lines", sniff_lines, read_lines, line_per_conversation=True),
     Reader(FORMAT, "array", sniff_elements, read_elements),
+    Reader(FORMAT, "events", sniff_messages, read_messages, decode=decode_messages),
     Reader(FORMAT, "document", sniff_document, read_document),
 )

@@ -78,10 +78,40 @@ def _said(text: pl.Expr) -> pl.Expr:
     return pl.when(text != "").then(text)
 
 
-def read(records: pl.LazyFrame) -> pl.LazyFrame:
+_EVENT_FIELDS = ("source", "action", "observation", "message", "content_str")
+
+
+def _event_columns(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows with an ``event`` struct into the columns ``read_events`` takes."""
     event = pl.col("event")
-    action, observation, source = pl.col("action"), pl.col("observation"), pl.col("source")
     args = event.struct.field("args")
+    model = event.struct.field("tool_call_metadata").struct.field("model_response").struct.field("model")
+    return events.filter(event.is_not_null()).select(
+        "file_index",
+        "file",
+        "line",
+        *(event.struct.field(name) for name in _EVENT_FIELDS),
+        *(
+            args.struct.field(name).alias(f"args_{name}")
+            for name in ("content_str", "thought", "final_thought")
+        ),
+        model.alias("model"),
+        parse_timestamp(event.struct.field("timestamp")).alias("timestamp"),
+    )
+
+
+def _decoded(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    return text.str.replace_all(STRING_CONTENT, '${1}"content_str"${2}').str.json_decode(dtype).alias("event")
+
+
+def decode_events(records: pl.LazyFrame) -> pl.LazyFrame:
+    """One event per record (an element of the trajectory's array) into its columns."""
+    return _event_columns(records.select("file_index", "file", "line", _decoded(pl.col("text"), EVENT)))
+
+
+def read_events(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Every event of whole trajectories (``decode_events``' columns) into messages."""
+    action, observation, source = pl.col("action"), pl.col("observation"), pl.col("source")
     is_action = action.is_not_null()
     is_user_message = is_action & (source == "user") & (action == "message")
     is_agent_action = is_action & (source == "agent")
@@ -107,42 +137,19 @@ def read(records: pl.LazyFrame) -> pl.LazyFrame:
     )
     text = (
         pl.when(is_finish)
-        .then(
-            pl.coalesce(
-                _said(args.struct.field("final_thought")), _said(args.struct.field("thought")), "message"
-            )
-        )
+        .then(pl.coalesce(_said(pl.col("args_final_thought")), _said(pl.col("args_thought")), "message"))
         .when(is_tool_call & action.is_in(THINKING_ACTIONS))
         .then(None)
         .when(is_tool_call)
-        .then(args.struct.field("thought"))
+        .then(pl.col("args_thought"))
         .when(is_observation)
         .then(pl.col("content_str"))
         .when(is_user_message | is_system | (is_agent_action & (action == "message")))
-        .then(args.struct.field("content_str"))
+        .then(pl.col("args_content_str"))
     )
-    model = event.struct.field("tool_call_metadata").struct.field("model_response").struct.field("model")
     file_stem = pl.col("file").str.extract(r"([^/\\]+?)(?:\.json|\.traj)?(?:\.gz|\.zst)?$")
-    events = (
-        records.with_columns(
-            pl.col("text")
-            .str.replace_all(STRING_CONTENT, '${1}"content_str"${2}')
-            .str.json_decode(pl.List(EVENT))
-            .alias("event")
-        )
-        .select("file_index", "file", "line", "event")
-        .explode("event")
-        .filter(pl.col("event").is_not_null())
-        .with_columns(
-            *(
-                event.struct.field(name)
-                for name in ("source", "action", "observation", "message", "content_str")
-            ),
-            parse_timestamp(event.struct.field("timestamp")).alias("timestamp"),
-        )
-    )
     messages = (
-        events.with_columns(model.forward_fill().backward_fill().over("file_index").alias("model"))
+        events.with_columns(pl.col("model").forward_fill().backward_fill().over("file_index"))
         .filter(keep)
         .with_columns(
             role.alias("role"),
@@ -157,6 +164,7 @@ def read(records: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             pl.when(pl.col("text") != "").then(pl.col("text")).alias("text"),
             file_stem.alias("session_id"),
+            pl.lit(None, pl.Int64).alias("line"),
             pl.lit(0, pl.Int64).alias("conversation"),
             pl.lit(FORMAT).alias("format"),
             pl.int_range(pl.len(), dtype=pl.Int32).over("file_index").alias("turn"),
@@ -165,4 +173,11 @@ def read(records: pl.LazyFrame) -> pl.LazyFrame:
     return conform(messages)
 
 
-READERS = (Reader(FORMAT, "document", sniff, read),)
+def read(records: pl.LazyFrame) -> pl.LazyFrame:
+    """Whole trajectories, one JSON document a record (for tests and notebooks; the job
+    reads a trajectory's events a piece at a time)."""
+    documents = records.select("file_index", "file", "line", _decoded(pl.col("text"), pl.List(EVENT)))
+    return read_events(_event_columns(documents.explode("event")))
+
+
+READERS = (Reader(FORMAT, "events", sniff, read_events, decode=decode_events),)
