@@ -82,10 +82,11 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
         str,
         typer.Option(
             "--responses",
-            help="each: every assistant message pairs with the prompt before it (the reference's rule); "
+            help="auto: final in an agent's run (tools, a harness), each in a chat; "
+            "each: every assistant message pairs with the prompt before it (the reference's rule); "
             "final: only the last assistant text before the next prompt (the answer after a tool loop).",
         ),
-    ] = "each",
+    ] = "auto",
     strip_think: Annotated[
         bool, typer.Option("--strip-think", help="Remove inline <think>...</think> blocks from message text.")
     ] = False,
@@ -242,6 +243,28 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
         if len(unrecognized) > 20:
             listed.add_row(f"... and {len(unrecognized) - 20} more", "")
         console.print(listed)
+    _print_files_without_pairs(console, figures)
+
+
+def _print_files_without_pairs(console: Console, figures: dict[str, Any]) -> None:
+    count, entries = figures["files_without_pairs_count"], figures["files_without_pairs"]
+    if not count:
+        return
+    listed = Table(title=f"files without a pair ({count:,}, also in stats.json)")
+    for column in ("file", "format", "messages", "candidates", "rejected most as"):
+        listed.add_column(
+            column,
+            justify="right" if column in ("messages", "candidates") else "left",
+            overflow="fold" if column == "file" else "ellipsis",
+        )
+    for entry in entries[:20]:
+        reason = entry["top_reason"] or ("no candidate" if entry["messages"] else "no message")
+        listed.add_row(
+            entry["file"], entry["format"], f"{entry['messages']:,}", f"{entry['candidates']:,}", reason
+        )
+    if count > 20:
+        listed.add_row(f"... and {count - 20:,} more", "", "", "", "")
+    console.print(listed)
 
 
 def _parse_grid(text: str, kind: type[float] | type[int], option: str) -> tuple[float, ...]:

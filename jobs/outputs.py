@@ -87,6 +87,7 @@ CANDIDATES_SCHEMA = pa.schema(
         ("role_raw", pa.string()),
         ("timestamp", pa.timestamp("us", "UTC")),
         ("has_tool_calls", pa.bool_()),
+        ("agent_run", pa.bool_()),
         ("prompt_words", pa.int64()),
         ("response_words", pa.int64()),
         ("prompt_chars", pa.int64()),
@@ -115,6 +116,7 @@ MESSAGES_SCHEMA = pa.schema(
         ("text", pa.large_string()),
         ("has_tool_calls", pa.bool_()),
         ("tool_name", pa.string()),
+        ("agent_run", pa.bool_()),
         ("timestamp", pa.timestamp("us", "UTC")),
     ]
 )

@@ -7,7 +7,7 @@ few running sums cross from one batch to the next.
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -58,7 +58,7 @@ THINK_BLOCK = r"(?s)<think>.*?</think>"
 class PairRules:
     min_ratio: float = 1.5
     min_words: int = 20
-    responses: str = "each"  # or "final"
+    responses: str = "auto"  # or "each", "final"
     strip_think: bool = False  # drop inline <think>...</think> from message text
 
 
@@ -68,8 +68,11 @@ class Prepared:
 
     files_ended: int  # for progress: not the pieces, whose bytes would stay in memory
     bytes_read: int
+    #: each piece's file: its index, path, format and whether the file ends in this batch
+    pieces: list[tuple[int, str, str, bool]]
     candidates: pl.DataFrame
-    per_format: pl.DataFrame  # format, messages, sessions
+    per_format: pl.DataFrame  # format, messages, sessions, final_sessions
+    per_file: pl.DataFrame  # file_index, messages
     quarantine: pl.DataFrame
     skipped_messages: int
     messages: pl.DataFrame | None  # the message table, when it is written out
@@ -81,6 +84,73 @@ class FormatStats:
     sessions: int = 0
     messages: int = 0
     pairs: int = 0
+    final_sessions: int = 0  # sessions whose final answers only were responses
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "sessions": self.sessions,
+            "messages": self.messages,
+            "pairs": self.pairs,
+            "responses": {"each": self.sessions - self.final_sessions, "final": self.final_sessions},
+        }
+
+
+#: How many files without a pair stats.json lists (all are counted).
+LISTED_FILES_WITHOUT_PAIRS = 1000
+
+
+@dataclass
+class FileFigures:
+    file: str
+    format: str
+    messages: int = 0
+    candidates: int = 0
+    pairs: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class FilesWithoutPairs:
+    """The files a run read that gave no pair, each with its messages, candidates and the
+    reason that rejected most of them: a layout read wrongly shows as a line here
+    instead of a silent zero. Only the files of the batches in flight are held."""
+
+    listed: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+    _open: dict[int, FileFigures] = field(default_factory=dict)
+
+    def add_batch(self, prepared: Prepared, marked: pl.DataFrame) -> None:
+        for file_index, file, format_name, _ in prepared.pieces:
+            self._open.setdefault(file_index, FileFigures(file, format_name))
+        for file_index, messages in prepared.per_file.iter_rows():
+            self._open[file_index].messages += messages
+        for file_index, reason, count in marked.group_by("file_index", "reject_reason").len().iter_rows():
+            figures = self._open[file_index]
+            figures.candidates += count
+            if reason is None:
+                figures.pairs += count
+            else:
+                figures.reasons[reason] += count
+        for file_index, *_ in (piece for piece in prepared.pieces if piece[3]):
+            figures = self._open.pop(file_index)
+            if figures.pairs:
+                continue
+            self.count += 1
+            if len(self.listed) < LISTED_FILES_WITHOUT_PAIRS:
+                # ties go to the filter that comes first, as a candidate's reason does
+                top = max(
+                    figures.reasons, key=lambda r: (figures.reasons[r], -FILTER_ORDER.index(r)), default=None
+                )
+                self.listed.append(
+                    {
+                        "file": figures.file,
+                        "format": figures.format,
+                        "messages": figures.messages,
+                        "candidates": figures.candidates,
+                        "top_reason": top,
+                    }
+                )
 
 
 @dataclass
@@ -100,6 +170,7 @@ class RunStats:
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILTER_ORDER, 0))
     formats: dict[str, FormatStats] = field(default_factory=dict)
     unrecognized_files: list[dict[str, str]] = field(default_factory=list)
+    without_pairs: FilesWithoutPairs = field(default_factory=FilesWithoutPairs)
     damaged_files: int = 0
     rules: dict[str, Any] = field(default_factory=dict)  # the options the run was made with
 
@@ -109,10 +180,11 @@ class RunStats:
             if reason is not None:
                 self.rejected[reason] += count
         per_format = prepared.per_format.join(kept.group_by("format").len("pairs"), on="format", how="left")
-        for name, message_count, session_count, pair_count in per_format.iter_rows():
+        for name, message_count, session_count, final_count, pair_count in per_format.iter_rows():
             figures = self.formats.setdefault(name, FormatStats())
             figures.messages += message_count
             figures.sessions += session_count
+            figures.final_sessions += final_count
             figures.pairs += pair_count or 0
             self.messages += message_count
             self.sessions += session_count
@@ -122,6 +194,7 @@ class RunStats:
         self.prompt_words_total += int(kept["prompt_words"].sum())
         self.response_words_total += int(kept["response_words"].sum())
         self.ratio_total = _sequential_sum(self.ratio_total, kept["ratio"])
+        self.without_pairs.add_batch(prepared, marked)
 
     def add_file(self, found: Detected) -> None:
         if found.reader is not None:
@@ -148,8 +221,10 @@ class RunStats:
             "malformed_lines": self.malformed_lines,
             "damaged_files": self.damaged_files,
             "rejected": dict(self.rejected),
-            "formats": {name: vars(figures) for name, figures in sorted(self.formats.items())},
+            "formats": {name: figures.as_dict() for name, figures in sorted(self.formats.items())},
             "unrecognized_files": self.unrecognized_files,
+            "files_without_pairs_count": self.without_pairs.count,
+            "files_without_pairs": self.without_pairs.listed,
             "rules": self.rules,
         }
 
@@ -290,6 +365,7 @@ def run(
             yield found
 
     keep_messages = outputs is not None and outputs.emit_messages
+    answers_final = {"each": pl.lit(False), "final": pl.lit(True)}.get(rules.responses, pl.col("agent_run"))
 
     def prepare(batch: list[Piece]) -> Prepared:
         """What a batch needs no other batch for: its messages' figures and its candidates."""
@@ -311,10 +387,16 @@ def run(
         return Prepared(
             files_ended=sum(piece.ends_file for piece in batch),
             bytes_read=sum(piece.size for piece in batch),
+            pieces=[
+                (piece.file_index, str(piece.path), piece.reader.format, piece.ends_file) for piece in batch
+            ],
             candidates=found,
             per_format=read.messages.group_by("format").agg(
-                pl.len().alias("messages"), session_key().n_unique().alias("sessions")
+                pl.len().alias("messages"),
+                session_key().n_unique().alias("sessions"),
+                session_key().filter(answers_final).n_unique().alias("final_sessions"),
             ),
+            per_file=read.messages.group_by("file_index").len("messages"),
             quarantine=read.quarantine,
             skipped_messages=read.skipped_messages,
             messages=messages.collect() if keep_messages else None,

@@ -281,6 +281,11 @@ def _read_events(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
     return [reader.read(pl.concat(decoded).lazy()).collect()] if decoded else []
 
 
+def _runs_or_chats(reader: Reader, messages: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """``agent_run`` where the reader left it open: the layout's kind (``Reader.agent``)."""
+    return [frame.with_columns(pl.col("agent_run").fill_null(bool(reader.agent))) for frame in messages]
+
+
 def read_batch(pieces: list[Piece]) -> Batch:
     """Read the given pieces of session files into one message table."""
     quarantine = Quarantine()
@@ -288,13 +293,13 @@ def read_batch(pieces: list[Piece]) -> Batch:
     frames = [pl.DataFrame(schema=MESSAGE_SCHEMA)]
     for reader, group in groupby(pieces, key=lambda piece: piece.reader):
         if reader.layout == "events":
-            frames += _read_events(reader, list(group), quarantine)
+            frames += _runs_or_chats(reader, _read_events(reader, list(group), quarantine))
             continue
         same_reader = _loaded(list(group), quarantine)
         if not same_reader:
             continue
         if reader.layout == "sqlite":
-            frames += _read_sqlite(reader, same_reader, quarantine)
+            frames += _runs_or_chats(reader, _read_sqlite(reader, same_reader, quarantine))
             continue
         records = _records(same_reader, quarantine)
         if reader.needs_exact is not None:
@@ -304,7 +309,7 @@ def read_batch(pieces: list[Piece]) -> Batch:
         else:
             slow = records.clear()
         decoded, rejected = _decode(reader.read, _in_chunks(records))
-        frames.append(decoded)
+        frames += _runs_or_chats(reader, [decoded])
         if reader.needs_exact is None:
             _quarantine_rejected(reader, same_reader, rejected, quarantine)
             continue
@@ -315,9 +320,11 @@ def read_batch(pieces: list[Piece]) -> Batch:
                 exact.read_element(file_index, file, line, text)
             else:
                 exact.read_document(file_index, file, text)
-    frames.append(exact.messages().collect())
+    frames.append(exact.messages().collect())  # ShareGPT: chats
     return Batch(
-        messages=pl.concat(frames).sort("file_index", "conversation", "turn", maintain_order=True),
+        messages=pl.concat(frames)
+        .with_columns(pl.col("agent_run").fill_null(value=False))
+        .sort("file_index", "conversation", "turn", maintain_order=True),
         quarantine=pl.DataFrame(quarantine.rows, schema={"file_index": pl.Int32, **QUARANTINE_SCHEMA})
         .sort("file_index", "line", nulls_last=False, maintain_order=True)
         .drop("file_index"),

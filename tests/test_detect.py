@@ -188,7 +188,15 @@ def test_unrecognized_files_are_reported_with_the_reason(tmp_path: Path) -> None
         "index.json": "a JSON document, keys k1: no reader knows this layout",
         "text.jsonl": "not JSON: it starts with neither { nor [",
     }
-    assert figures["formats"] == {"sharegpt": {"files": 1, "sessions": 1, "messages": 2, "pairs": 1}}
+    assert figures["formats"] == {
+        "sharegpt": {
+            "files": 1,
+            "sessions": 1,
+            "messages": 2,
+            "pairs": 1,
+            "responses": {"each": 1, "final": 0},
+        }
+    }
 
 
 def test_format_option_reads_what_detection_would_not(tmp_path: Path) -> None:
@@ -425,7 +433,9 @@ def test_a_conversation_array_is_read_a_piece_at_a_time_and_paired_whole(tmp_pat
     assert sum(count > 0 for count in in_pieces) == 1  # ... in one batch
     whole = read_files([before, path, after]).messages
     assert pl.concat([read_batch(batch).messages for batch in split]).equals(whole)
-    assert whole.filter(pl.col("file") == str(path))["turn"].to_list() == list(range(whole.height - 4))  # 2 a session around it
+    assert whole.filter(pl.col("file") == str(path))["turn"].to_list() == list(
+        range(whole.height - 4)
+    )  # 2 a session around it
     _, records = run_ours(tmp_path, tmp_path / "out", batch_bytes=2048)
     assert [record["terse"] for record in records][1:4] == [
         "Fix the failing test, please.",

@@ -49,7 +49,7 @@ def read(path: Path) -> pl.DataFrame:
 
 
 def pairs_of(path: Path) -> list[tuple[str, str]]:
-    _, pairs = run([path], PairRules(min_ratio=0, min_words=1), None, sample_size=10_000)
+    _, pairs = run([path], PairRules(min_ratio=0, min_words=1, responses="each"), None, sample_size=10_000)
     return [(pair["terse"], pair["rich"]) for pair in pairs]
 
 
@@ -212,6 +212,7 @@ def test_sample_session_messages() -> None:
             ],
             "has_tool_calls": [False, True, False, True, False, False, False],
             "tool_name": [None, "Write", "Write", "Bash", "Bash", None, None],
+            "agent_run": [True] * 7,
             "timestamp": [at(0), at(5), at(10), at(15), at(20), at(60), at(65)],
         },
         schema=MESSAGE_SCHEMA,

@@ -55,7 +55,7 @@ REVIEW = "Review the conversation above and consider saving to memory anything w
 
 
 def pairs_of(path: Path) -> list[tuple[str, str]]:
-    _, pairs = run([path], PairRules(min_ratio=0, min_words=1), None, sample_size=10_000)
+    _, pairs = run([path], PairRules(min_ratio=0, min_words=1, responses="each"), None, sample_size=10_000)
     return [(pair["terse"], pair["rich"]) for pair in pairs]
 
 

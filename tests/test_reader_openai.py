@@ -37,7 +37,7 @@ ROWS = [
 
 
 def pairs_of(path: Path) -> list[dict[str, Any]]:
-    _, pairs = run([path], PairRules(min_ratio=0, min_words=1), None, sample_size=10_000)
+    _, pairs = run([path], PairRules(min_ratio=0, min_words=1, responses="each"), None, sample_size=10_000)
     return pairs
 
 
@@ -203,7 +203,16 @@ def test_toolbench_legacy_function_calls() -> None:
         "I'm particularly interested in their postal code, email, name, and phone number. "
         "Also, please provide a list of all available transitaires.\nBegin!\n"
     )
-    assert pairs_of(TOOLBENCH) == []  # every assistant turn only calls a function
+    # every assistant turn only calls a function; the Finish call's final answer is said
+    (pair,) = pairs_of(TOOLBENCH)
+    assert pair["terse"].startswith("Can you retrieve the contact details of the 'Gondrand' customs agency")
+    assert pair["rich"].startswith(
+        "The contact details of the 'Gondrand' customs agency in New Caledonia are"
+    )
+    assert (
+        messages["text"][6]
+        == json.loads(json.loads(TOOLBENCH.read_text())["answer_generation"]["final_answer"])["final_answer"]
+    )
 
 
 def test_kto_array_of_records() -> None:

@@ -48,7 +48,7 @@ def _messages(path: Path) -> pl.DataFrame:
 
 
 def _pairs(path: Path) -> list[tuple[str, str]]:
-    _, pairs = run([path], PairRules(min_ratio=0, min_words=1), None, sample_size=10_000)
+    _, pairs = run([path], PairRules(min_ratio=0, min_words=1, responses="each"), None, sample_size=10_000)
     return [(pair["terse"], pair["rich"]) for pair in pairs]
 
 

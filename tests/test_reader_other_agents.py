@@ -19,8 +19,8 @@ from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
 from tests.conftest import REALDATA
-from transforms.readers import Reader, other_agents
-from transforms.readers.other_agents import session_from_path
+from transforms.readers import Reader, copilot_cli, gemini_cli, kimi_cli, pi
+from transforms.readers.agent_common import session_from_path
 from transforms.schema import MESSAGE_SCHEMA
 
 SAMPLES = REALDATA / "other_agent"
@@ -58,9 +58,11 @@ SESSION_IDS = {
     PI: "019e19b4-eb48-746a-aa6b-8dfcfa37954b",
 }
 
+READERS = (*gemini_cli.READERS, *copilot_cli.READERS, *kimi_cli.READERS, *pi.READERS)
+
 
 def _reader(format_name: str) -> Reader:
-    return next(reader for reader in other_agents.READERS if reader.format == format_name)
+    return next(reader for reader in READERS if reader.format == format_name)
 
 
 def _read_lines(format_name: str, values: list[dict[str, Any]], file: str = "s.jsonl") -> pl.DataFrame:
@@ -108,7 +110,7 @@ def _expected(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
 
 
 def _pairs(path: Path) -> list[dict[str, Any]]:
-    _, pairs = run([path], PairRules(min_ratio=0, min_words=1), None, sample_size=10_000)
+    _, pairs = run([path], PairRules(min_ratio=0, min_words=1, responses="each"), None, sample_size=10_000)
     return pairs
 
 
@@ -526,9 +528,7 @@ OTHER_LAYOUTS_LINES: list[list[dict[str, Any]]] = [
 
 @pytest.mark.parametrize("head", OTHER_LAYOUTS_LINES)
 def test_line_sniffers_leave_other_layouts(head: list[dict[str, Any]]) -> None:
-    assert not [
-        reader.format for reader in other_agents.READERS if reader.layout == "lines" and reader.sniff(head)
-    ]
+    assert not [reader.format for reader in READERS if reader.layout == "lines" and reader.sniff(head)]
 
 
 @pytest.mark.parametrize(
@@ -541,13 +541,13 @@ def test_line_sniffers_leave_other_layouts(head: list[dict[str, Any]]) -> None:
     ],
 )
 def test_gemini_sniffer_leaves_other_documents(document: Any) -> None:
-    assert not other_agents.sniff_gemini(document)
+    assert not gemini_cli.sniff_gemini(document)
 
 
 def test_openclaw_needs_its_marks_and_pi_takes_the_rest() -> None:
     header = {"type": "session", "version": 3, "id": "x", "timestamp": "t", "cwd": "/src/openclaw"}
-    assert other_agents.sniff_pi([header])
-    assert not other_agents.sniff_openclaw([header])  # a pi session in a folder named openclaw
-    assert other_agents.sniff_openclaw([{**header, "cwd": "/home/me/.openclaw/workspace"}])
+    assert pi.sniff_pi([header])
+    assert not pi.sniff_openclaw([header])  # a pi session in a folder named openclaw
+    assert pi.sniff_openclaw([{**header, "cwd": "/home/me/.openclaw/workspace"}])
     custom = {"type": "custom_message", "id": "c", "parentId": "x", "customType": "openclaw.runtime-context"}
-    assert other_agents.sniff_openclaw([header, custom])
+    assert pi.sniff_openclaw([header, custom])

@@ -39,7 +39,8 @@ HEAD_CHARS = 200
 CODE_FENCE = "```"
 
 
-RESPONSE_MODES = ("each", "final")
+#: ``auto``: ``final`` in an agent's run (``agent_run``), ``each`` in a chat.
+RESPONSE_MODES = ("auto", "each", "final")
 
 
 def session_key() -> pl.Expr:
@@ -95,15 +96,17 @@ def attach_prompts(messages: pl.LazyFrame) -> pl.LazyFrame:
 
 def not_final(responses: str) -> pl.Expr:
     """Under ``final``: a response followed by another response with text before the next
-    prompt (the narration inside a tool loop, not the answer at its end)."""
+    prompt (the narration inside a tool loop, not the answer at its end). Under ``auto``,
+    the same in an agent's run only."""
     if responses == "each":
         return pl.lit(False)
     has_text = pl.col("response").is_not_null() & (pl.col("response") != "")
     last_with_text = pl.col("turn").filter(has_text).max().over("session_key", "prompt_turn")
-    return pl.col("turn") != last_with_text
+    narration = pl.col("turn") != last_with_text
+    return narration & pl.col("agent_run") if responses == "auto" else narration
 
 
-def content_filters(min_ratio: float, min_words: int, responses: str = "each") -> dict[str, pl.Expr]:
+def content_filters(min_ratio: float, min_words: int, responses: str = "auto") -> dict[str, pl.Expr]:
     """The per-candidate filters, each true where a candidate fails it.
 
     They read ``prompt``, ``response``, their word counts, ``code_fences`` and the heads
@@ -150,13 +153,14 @@ def first_reason(names: tuple[str, ...]) -> pl.Expr:
 
 
 def candidates(
-    messages: pl.LazyFrame, *, min_ratio: float, min_words: int, responses: str = "each"
+    messages: pl.LazyFrame, *, min_ratio: float, min_words: int, responses: str = "auto"
 ) -> pl.LazyFrame:
     """Every response with its prompt, metrics and filter columns.
 
     ``responses`` is ``each`` (every response pairs with the prompt before it, the
-    reference's rule) or ``final`` (only the last response with text before the next
-    prompt does: the answer at the end of a tool loop).
+    reference's rule), ``final`` (only the last response with text before the next
+    prompt does: the answer at the end of a tool loop) or ``auto`` (``final`` in an
+    agent's run, ``each`` in a chat: see ``agent_run``).
 
     ``reject_reason`` holds the first failing filter up to ``duplicate_in_session``;
     the cross-file ``duplicate`` needs the run's earlier keys (``mark_duplicates``).

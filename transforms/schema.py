@@ -25,6 +25,9 @@ MESSAGE_SCHEMA = pl.Schema(
         "text": pl.String,  # what was said, without thinking/reasoning; null when nothing
         "has_tool_calls": pl.Boolean,  # an assistant message that calls tools
         "tool_name": pl.String,  # the (first) tool called, or the tool a result came from
+        # an agent's run (it works with tools, or a harness drove it), not a chat: under
+        # ``--responses auto`` only its final answers are responses; null: the reader's default
+        "agent_run": pl.Boolean,
         "timestamp": pl.Datetime("us", "UTC"),
     }
 )
@@ -54,6 +57,7 @@ _DEFAULTS: dict[str, pl.Expr] = {
     "role_raw": pl.lit(None, pl.String),
     "has_tool_calls": pl.lit(False),
     "tool_name": pl.lit(None, pl.String),
+    "agent_run": pl.lit(None, pl.Boolean),
     "timestamp": pl.lit(None, pl.Datetime("us", "UTC")),
 }
 
@@ -62,7 +66,7 @@ def conform(messages: pl.LazyFrame) -> pl.LazyFrame:
     """Select the canonical columns in order and with their types.
 
     Columns a layout cannot fill (``line``, ``model``, ``role_raw``, ``has_tool_calls``,
-    ``tool_name``, ``timestamp``) may be left out; ``typed`` defaults to "a user message".
+    ``tool_name``, ``agent_run``, ``timestamp``) may be left out; ``typed`` defaults to "a user message".
     """
     present = set(messages.collect_schema().names())
     columns = []

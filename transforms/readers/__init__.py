@@ -45,6 +45,10 @@ class Reader:
     sessions_query: str | None = None
     #: records ``read`` cannot decode exactly go to the job's exact (Python) path
     needs_exact: Callable[[pl.Expr], pl.Expr] | None = None
+    #: whether the layout is an agent's (its conversations are runs: ``--responses auto``
+    #: keeps their final answers) or a chat's; None: ``read`` decides per conversation
+    #: (``agent_run``)
+    agent: bool | None = False
     #: for the events layout: a piece's element records into the columns ``read`` takes
     decode: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
 
@@ -56,10 +60,13 @@ def registry() -> tuple[Reader, ...]:
     from transforms.readers import (  # noqa: PLC0415
         claude_code,
         codex,
+        copilot_cli,
+        gemini_cli,
         hermes,
+        kimi_cli,
         openai,
         openhands,
-        other_agents,
+        pi,
         sharegpt,
     )
 
@@ -70,7 +77,10 @@ def registry() -> tuple[Reader, ...]:
         *hermes.READERS,
         *sharegpt.READERS,
         *openai.READERS,
-        *other_agents.READERS,
+        *gemini_cli.READERS,
+        *copilot_cli.READERS,
+        *kimi_cli.READERS,
+        *pi.READERS,
     )
 
 

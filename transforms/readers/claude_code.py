@@ -348,6 +348,6 @@ def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
 
 
 READERS = (
-    Reader(FORMAT, "lines", sniff_lines, read_lines),
-    Reader(FORMAT, "document", sniff_document, read_document),
+    Reader(FORMAT, "lines", sniff_lines, read_lines, agent=True),
+    Reader(FORMAT, "document", sniff_document, read_document, agent=True),
 )

@@ -304,4 +304,4 @@ def read(records: pl.LazyFrame) -> pl.LazyFrame:
     return conform(messages)
 
 
-READERS = (Reader(FORMAT, "lines", sniff, read),)
+READERS = (Reader(FORMAT, "lines", sniff, read, agent=True),)

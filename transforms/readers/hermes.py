@@ -276,8 +276,8 @@ def sniff_db(tables: Any) -> bool:
 
 
 READERS = (
-    Reader(SESSION, "document", sniff_session, read_session),
-    Reader(EXPORT, "lines", sniff_export, read_export, line_per_conversation=True),
-    Reader(GATEWAY, "lines", sniff_gateway, read_gateway),
-    Reader(DB, "sqlite", sniff_db, read_db, query=QUERY, sessions_query=SESSIONS_QUERY),
+    Reader(SESSION, "document", sniff_session, read_session, agent=True),
+    Reader(EXPORT, "lines", sniff_export, read_export, agent=True, line_per_conversation=True),
+    Reader(GATEWAY, "lines", sniff_gateway, read_gateway, agent=True),
+    Reader(DB, "sqlite", sniff_db, read_db, agent=True, query=QUERY, sessions_query=SESSIONS_QUERY),
 )

@@ -47,6 +47,9 @@ MESSAGE_FIELDS: dict[str, pl.DataType] = {
     "tool_call_ids": pl.List(pl.String()),  # SWE-agent
     "message_type": pl.String(),  # SWE-agent: system_prompt, observation, action, demonstration
     "is_demo": pl.Boolean(),  # SWE-agent demonstrations
+    "is_demo_str": pl.String(),  # the same, written as text ("True") by older SWE-agent versions
+    "action": pl.String(),  # SWE-agent: the command an assistant turn ran
+    "thought": pl.String(),  # SWE-agent: the assistant turn's text, once more
     "timestamp": pl.String(),  # ISO text or epoch seconds (a number decodes as its text)
 }
 MESSAGE_DTYPE = pl.Struct(MESSAGE_FIELDS)
@@ -59,7 +62,9 @@ RECORD_FIELDS: dict[str, pl.DataType] = {
     "model": pl.String(),
     "messages": MESSAGES,
     "history": MESSAGES,
-    "answer_generation": pl.Struct({"train_messages": MESSAGES, "train_nested": pl.List(MESSAGES)}),
+    "answer_generation": pl.Struct(
+        {"train_messages": MESSAGES, "train_nested": pl.List(MESSAGES), "final_answer": pl.String()}
+    ),
 }
 RECORD_DTYPE = pl.Struct(RECORD_FIELDS)
 #: An element of a JSON array: a record, or (in a bare array) a message.
@@ -94,13 +99,13 @@ HARNESS_PATTERN = r"^\s*Please always provide EXACTLY ONE action"
 
 # A string-valued key, renamed textually to ``<key>_str`` before decoding: inside a JSON
 # string every quote is escaped, so ``{`` or ``,`` then a bare quoted key is structural.
-_STRING_KEYS = r'([{,]\s*)"(content|tool_calls|function_call)"(\s*:\s*")'
+_STRING_KEYS = r'([{,]\s*)"(content|tool_calls|function_call|is_demo)"(\s*:\s*")'
 _NESTED_TRAIN = r'([{,]\s*)"train_messages"(\s*:\s*\[\s*\[)'
 
 
 def rename_string_keys(text: pl.Expr) -> pl.Expr:
-    """The JSON text with string-valued ``content``/``tool_calls``/``function_call`` keys
-    renamed ``<key>_str``, and ToolBench's list of message lists renamed ``train_nested``."""
+    """The JSON text with string-valued ``content``/``tool_calls``/``function_call``/``is_demo``
+    keys renamed ``<key>_str``, and ToolBench's list of message lists renamed ``train_nested``."""
     return text.str.replace_all(_STRING_KEYS, '${1}"${2}_str"${3}').str.replace_all(
         _NESTED_TRAIN, '${1}"train_nested"${2}'
     )
@@ -145,13 +150,24 @@ def _has_part(parts: pl.Expr, types: tuple[str, ...]) -> pl.Expr:
     return parts.list.eval(pl.element().struct.field("type").is_in(types)).list.any().fill_null(False)
 
 
-def normalise(messages: pl.LazyFrame, conversation: list[str]) -> pl.LazyFrame:
+def normalise(
+    messages: pl.LazyFrame, conversation: list[str], harness: pl.Expr | None = None
+) -> pl.LazyFrame:
     """Rows holding a ``message`` struct (with the ``MESSAGE_FIELDS``), in conversation
     order, into ``role``, ``role_raw``, ``text``, ``has_tool_calls``, ``tool_name``,
     ``typed``, ``timestamp`` and ``turn``; other columns are kept, ``message`` is dropped.
 
     ``conversation`` names the columns that tell conversations apart. Records that are
     not messages (``session_meta``) are dropped before turns are counted.
+
+    With ``harness`` (true where the record says a harness drove the run: a SWE-agent
+    ``history``, a ToolBench answer), runs are told from chats, and ``agent_run`` is set:
+    a conversation is a harness's run when ``harness`` says so or its messages show it
+    (an ``action`` or ``message_type`` on a message, a demonstration, a user message that
+    is command output or a harness's format error). In such a run nobody types after the
+    task: its first user message (not a demonstration) is the one prompt, and every
+    later one is the environment answering the agent's turn (role tool) or the harness
+    talking (role system, as ToolBench's "This is not the first time you try this task").
     """
     message = pl.col("message")
 
@@ -198,7 +214,34 @@ def normalise(messages: pl.LazyFrame, conversation: list[str]) -> pl.LazyFrame:
         # SWE-agent: the task is the first observation, later ones are command output
         | (observation & (seen_before > 0))
     )
-    injected = (field("message_type") == "demonstration").fill_null(False) | field("is_demo").fill_null(False)
+    injected = (
+        (field("message_type") == "demonstration").fill_null(False)
+        | field("is_demo").fill_null(False)
+        | (field("is_demo_str").str.to_lowercase() == "true").fill_null(False)
+    )
+    role_after_runs = (
+        pl.when(is_user & injected).then(pl.lit(SYSTEM)).when(is_user & tool_result).then(pl.lit(TOOL))
+    )
+    if harness is not None:
+        speaks = is_user & ~injected & ~tool_result
+        task = speaks & (speaks.cast(pl.Int32).cum_sum().over(conversation) == 1)
+        shows_a_run = (
+            field("action").is_not_null()
+            | field("message_type").is_not_null()
+            | injected
+            | (
+                is_user
+                & pl.col("text").str.contains(f"{OBSERVATION_PATTERN}|{HARNESS_PATTERN}").fill_null(False)
+            )
+        )
+        is_run = (harness.fill_null(False) | shows_a_run).any().over(conversation)
+        after_the_agent = (
+            pl.col("role_raw").shift(1).over(conversation).replace_strict(ROLES, default=None) == ASSISTANT
+        ).fill_null(False)
+        role_after_runs = role_after_runs.when(is_run & speaks & ~task).then(
+            pl.when(after_the_agent).then(pl.lit(TOOL)).otherwise(pl.lit(SYSTEM))
+        )
+        agent_run = (is_run | has_tool_calls | (role == TOOL)).any().over(conversation)
 
     return (
         messages.filter(message.is_not_null() & ~field("role").is_in(NOT_MESSAGES).fill_null(False))
@@ -219,12 +262,8 @@ def normalise(messages: pl.LazyFrame, conversation: list[str]) -> pl.LazyFrame:
             .then(pl.coalesce(field("name"), field("tool_name")))
             .otherwise(called)
             .alias("tool_name"),
-            pl.when(is_user & injected)
-            .then(pl.lit(SYSTEM))
-            .when(is_user & tool_result)
-            .then(pl.lit(TOOL))
-            .otherwise(role)
-            .alias("role"),
+            role_after_runs.otherwise(role).alias("role"),
+            *([] if harness is None else [agent_run.alias("agent_run")]),
         )
         .with_columns(
             ((pl.col("role") == USER) & ~pl.col("text").str.contains(HARNESS_PATTERN).fill_null(False))
@@ -255,9 +294,22 @@ def _explode(records: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _explode_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Rows of one ``message`` each, with the columns ``_explode`` takes, into the table."""
-    rows = rows.with_columns(pl.col("session_id").fill_null(pl.col("place")), pl.lit(FORMAT).alias("format"))
-    return conform(normalise(rows, ["file_index", "conversation"]))
+    """Rows of one ``message`` each, with the columns ``_explode`` takes, into the table.
+
+    ``harness`` (when the rows have it) says the record is a harness's run; ToolBench's
+    ``final_answer``, when there is one, is the text of its ``Finish`` call."""
+    names = rows.collect_schema().names()
+    rows = rows.with_columns(
+        pl.col("session_id").fill_null(pl.col("place")),
+        pl.lit(FORMAT).alias("format"),
+        *([] if "harness" in names else [pl.lit(value=False).alias("harness")]),
+        *([] if "final_answer" in names else [pl.lit(None, pl.String).alias("final_answer")]),
+    )
+    messages = normalise(rows, ["file_index", "conversation"], harness=pl.col("harness"))
+    finish = (pl.col("tool_name") == "Finish") & pl.col("text").is_null()
+    return conform(
+        messages.with_columns(pl.when(finish).then("final_answer").otherwise("text").alias("text"))
+    )
 
 
 def _read_records(records: pl.LazyFrame, line: pl.Expr, place: pl.Expr) -> pl.LazyFrame:
@@ -278,8 +330,19 @@ def _read_records(records: pl.LazyFrame, line: pl.Expr, place: pl.Expr) -> pl.La
             pl.coalesce(record.struct.field("id"), record.struct.field("session_id")).alias("session_id"),
             record.struct.field("model").alias("model"),
             _messages_of(record).alias("messages"),
+            *_run_marks(record),
         )
     )
+
+
+def _run_marks(record: pl.Expr) -> list[pl.Expr]:
+    """``harness``: the record is a harness's run (a SWE-agent ``history``, a ToolBench
+    answer); ``final_answer``: ToolBench's final answer, the text of its ``Finish`` call."""
+    answer = record.struct.field("answer_generation")
+    return [
+        (record.struct.field("history").is_not_null() | answer.is_not_null()).alias("harness"),
+        answer.struct.field("final_answer").str.json_path_match("$.final_answer").alias("final_answer"),
+    ]
 
 
 def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
@@ -342,6 +405,7 @@ def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
         pl.coalesce(element.struct.field("id"), element.struct.field("session_id")).alias("session_id"),
         element.struct.field("model").alias("model"),
         "messages",
+        *_run_marks(element),
     )
     bare_array = (
         elements.filter(~holds_records)
@@ -358,6 +422,8 @@ def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
             pl.lit(None, pl.String).alias("session_id"),
             pl.lit(None, pl.String).alias("model"),
             "messages",
+            pl.lit(value=False).alias("harness"),
+            pl.lit(None, pl.String).alias("final_answer"),
         )
     )
     return _explode(
@@ -421,8 +487,8 @@ def sniff_document(document: Any) -> bool:
 
 
 READERS = (
-    Reader(FORMAT, "lines", sniff_lines, read_lines, line_per_conversation=True),
-    Reader(FORMAT, "array", sniff_elements, read_elements),
-    Reader(FORMAT, "events", sniff_messages, read_messages, decode=decode_messages),
-    Reader(FORMAT, "document", sniff_document, read_document),
+    Reader(FORMAT, "lines", sniff_lines, read_lines, agent=None, line_per_conversation=True),
+    Reader(FORMAT, "array", sniff_elements, read_elements, agent=None),
+    Reader(FORMAT, "events", sniff_messages, read_messages, agent=None, decode=decode_messages),
+    Reader(FORMAT, "document", sniff_document, read_document, agent=None),
 )
