@@ -18,7 +18,7 @@ from zlib_ng import gzip_ng, zlib_ng
 
 from jobs import json_array
 from jobs.lines import count_line_ends
-from transforms.readers import Layout, Reader, registry
+from transforms.readers import Layout, Reader, registry, wrapping_reader
 
 #: What a directory is searched for; each also in its ``.gz`` and ``.zst`` forms.
 SESSION_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".sqlite", ".sqlite3")
@@ -307,6 +307,9 @@ def _detect_lines(
         except (ValueError, RecursionError):
             continue
     as_lines = _pick(path, ("lines",), values, forced_format, lambda: f"JSON lines with {_keys(first)}")
+    wrapping = wrapping_reader(values) if as_lines.reader is None else None
+    if wrapping is not None and forced_format in (None, wrapping.format):
+        return Detected(path, reader=wrapping)
     whole_file_is_one_object = len(values) == 1 and not more and not whole.strip()
     if as_lines.reader is not None or not whole_file_is_one_object:
         return as_lines

@@ -188,3 +188,48 @@ def test_resolver_output_in_the_older_flattened_shape() -> None:
     assert first["text"][1].startswith("Certainly! I'll add the MIT license")  # the action's thought
     pairs = _pairs(RESOLVER, "final")
     assert [pair["source"] for pair in pairs] == ["neubig/pr-viewer#5", "neubig/pr-viewer#1"]
+
+
+def test_auto_reads_agent_layouts_as_final_and_chats_as_each() -> None:
+    claude = sorted((REALDATA / "claude_code").glob("*.jsonl"))
+    sharegpt = [REALDATA / "sharegpt" / "fastchat__dummy_conversation.json"]
+
+    def pairs(files: list[Path], responses: str) -> list[tuple[str, str]]:
+        _, found = run(
+            files, PairRules(min_ratio=0, min_words=1, responses=responses), None, sample_size=10**6
+        )
+        return [(pair["terse"], pair["rich"]) for pair in found]
+
+    assert pairs(claude, "auto") == pairs(claude, "final") != pairs(claude, "each")
+    assert pairs(sharegpt, "auto") == pairs(sharegpt, "each")
+    stats, _ = run([*claude, *sharegpt], PairRules(), None)
+    formats = stats.as_dict()["formats"]
+    assert formats["claude_code"]["responses"] == {"each": 0, "final": formats["claude_code"]["sessions"]}
+    assert formats["sharegpt"]["responses"] == {"each": formats["sharegpt"]["sessions"], "final": 0}
+
+
+def test_json_lines_wrapping_chat_messages_under_their_own_key_are_read(tmp_path: Path) -> None:
+    record = {
+        "id": "d1",
+        "dialog": [
+            {"role": "user", "content": "What is a monad?"},
+            {"role": "assistant", "content": "A monad is a way to chain computations that carry context."},
+        ],
+    }
+    path = tmp_path / "dialogs.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps(record | {"id": "d2"}) + "\n")
+    found = detect(path)
+    assert found.reader is not None
+    assert (found.reader.format, found.reader.layout) == ("openai", "lines")
+    messages = read_files([path]).messages
+    assert messages.select("session_id", "role").rows() == [
+        ("d1", "user"),
+        ("d1", "assistant"),
+        ("d2", "user"),
+        ("d2", "assistant"),
+    ]
+    other = tmp_path / "other.jsonl"
+    other.write_text(
+        json.dumps({"id": 1, "steps": [{"kind": "think"}]}) + "\n" + json.dumps({"id": 2}) + "\n"
+    )
+    assert detect(other).unrecognized == "JSON lines with keys id, steps: no reader knows this layout"

@@ -86,3 +86,12 @@ def registry() -> tuple[Reader, ...]:
 
 def format_names() -> list[str]:
     return sorted({reader.format for reader in registry()})
+
+
+def wrapping_reader(head: list[Any]) -> Reader | None:
+    """A reader for JSON lines whose records wrap a list one reader knows (chat messages)
+    under a key of their own, or None."""
+    from transforms.readers import openai  # noqa: PLC0415 (see registry)
+
+    key = openai.list_key(head[0]) if head else None
+    return openai.reader_under(key) if key is not None else None

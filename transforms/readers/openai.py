@@ -17,6 +17,7 @@ Hermes Agent readers, whose messages are OpenAI-shaped.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import polars as pl
@@ -312,9 +313,14 @@ def _explode_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _read_records(records: pl.LazyFrame, line: pl.Expr, place: pl.Expr) -> pl.LazyFrame:
-    """One record with a message list per row; the conversation is the row's ``line``."""
+def _read_records(
+    records: pl.LazyFrame, line: pl.Expr, place: pl.Expr, under: str | None = None
+) -> pl.LazyFrame:
+    """One record with a message list per row; the conversation is the row's ``line``.
+    ``under``: the key of the list, when it is none of the usual ones."""
     record = pl.col("record")
+    dtype = RECORD_DTYPE if under is None else pl.Struct({**RECORD_FIELDS, under: MESSAGES})
+    messages = _messages_of(record) if under is None else record.struct.field(under)
     return _explode(
         records.select(
             "file_index",
@@ -322,14 +328,12 @@ def _read_records(records: pl.LazyFrame, line: pl.Expr, place: pl.Expr) -> pl.La
             line.alias("line"),
             pl.col("line").alias("conversation"),
             place.alias("place"),
-            rename_string_keys(one_object_per_line(pl.col("text")))
-            .str.json_decode(RECORD_DTYPE)
-            .alias("record"),
+            rename_string_keys(one_object_per_line(pl.col("text"))).str.json_decode(dtype).alias("record"),
         ).select(
             pl.exclude("record"),
             pl.coalesce(record.struct.field("id"), record.struct.field("session_id")).alias("session_id"),
             record.struct.field("model").alias("model"),
-            _messages_of(record).alias("messages"),
+            messages.alias("messages"),
             *_run_marks(record),
         )
     )
@@ -474,6 +478,27 @@ def sniff_lines(head: list[Any]) -> bool:
 
 def sniff_elements(elements: list[Any]) -> bool:
     return bool(elements) and is_record(elements[0])
+
+
+def list_key(value: Any) -> str | None:
+    """The key under which an object that is no known record keeps a list of messages."""
+    if not isinstance(value, dict) or is_record(value) or "conversations" in value or looks_hermes(value):
+        return None
+    return next((key for key, found in value.items() if is_message_list(found)), None)
+
+
+@cache
+def reader_under(key: str) -> Reader:
+    """The reader of JSON lines whose records wrap their messages under ``key``, a key
+    of the dataset's own (``{"id": ..., "dialog": [{"role": ..., "content": ...}]}``)."""
+
+    def sniff(head: list[Any]) -> bool:
+        return any(list_key(value) == key for value in head)
+
+    def read(records: pl.LazyFrame) -> pl.LazyFrame:
+        return _read_records(records, pl.col("line"), pl.format("{}:{}", "file", "line"), under=key)
+
+    return Reader(FORMAT, "lines", sniff, read, agent=None, line_per_conversation=True)
 
 
 def sniff_messages(elements: list[Any]) -> bool:
