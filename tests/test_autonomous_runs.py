@@ -233,3 +233,23 @@ def test_json_lines_wrapping_chat_messages_under_their_own_key_are_read(tmp_path
         json.dumps({"id": 1, "steps": [{"kind": "think"}]}) + "\n" + json.dumps({"id": 2}) + "\n"
     )
     assert detect(other).unrecognized == "JSON lines with keys id, steps: no reader knows this layout"
+
+
+def test_json_lines_wrapping_openhands_events_under_their_own_key_are_read(tmp_path: Path) -> None:
+    events = [
+        {"action": "message", "content": "Add a LICENSE file."},
+        {"action": "run", "command": "touch LICENSE", "thought": "I will create the file."},
+        {"observation": "run", "content": "", "command": "touch LICENSE"},
+        {"action": "finish", "thought": "The LICENSE file is in place, with the MIT text in it."},
+    ]
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps({"instance_id": "repo-1", "trajectory": events}) + "\n")
+    found = detect(path)
+    assert found.reader is not None
+    assert (found.reader.format, found.reader.layout) == ("openhands", "lines")
+    (pair,) = _pairs(path, "auto")
+    assert (pair["terse"], pair["rich"], pair["source"]) == (
+        "Add a LICENSE file.",
+        "The LICENSE file is in place, with the MIT text in it.",
+        "repo-1",
+    )

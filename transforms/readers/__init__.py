@@ -89,9 +89,13 @@ def format_names() -> list[str]:
 
 
 def wrapping_reader(head: list[Any]) -> Reader | None:
-    """A reader for JSON lines whose records wrap a list one reader knows (chat messages)
-    under a key of their own, or None."""
-    from transforms.readers import openai  # noqa: PLC0415 (see registry)
+    """A reader for JSON lines whose records wrap a list one reader knows (chat messages,
+    OpenHands events) under a key of their own, or None."""
+    from transforms.readers import openai, openhands  # noqa: PLC0415 (see registry)
 
-    key = openai.list_key(head[0]) if head else None
-    return openai.reader_under(key) if key is not None else None
+    first = head[0] if head else None
+    if (key := openai.list_key(first)) is not None:
+        return openai.reader_under(key)
+    if (key := openhands.list_key(first)) is not None:
+        return openhands.reader_under(key)
+    return None

@@ -39,6 +39,7 @@ one, else the run's ``metadata`` (``llm_config.model``, ``model_name``).
 
 from __future__ import annotations
 
+from functools import cache, partial
 from typing import Any
 
 import polars as pl
@@ -172,9 +173,11 @@ def read(records: pl.LazyFrame) -> pl.LazyFrame:
     return read_events(_event_columns(documents.explode("event")))
 
 
-def read_instances(records: pl.LazyFrame) -> pl.LazyFrame:
-    """Evaluation or resolver outputs: a task instance a line, its run a conversation."""
+def read_instances(records: pl.LazyFrame, under: str = "history") -> pl.LazyFrame:
+    """Evaluation or resolver outputs: a task instance a line, its run a conversation
+    (its events under ``under``)."""
     instance = pl.col("instance")
+    dtype = INSTANCE if under == "history" else pl.Struct({**INSTANCE.to_schema(), under: pl.List(EVENT)})
     issue = instance.struct.field("issue")
     metadata = instance.struct.field("metadata")
     runs = records.select(
@@ -182,7 +185,7 @@ def read_instances(records: pl.LazyFrame) -> pl.LazyFrame:
         "file",
         "line",
         pl.col("line").alias("conversation"),
-        _decoded(pl.col("text"), INSTANCE).alias("instance"),
+        _decoded(pl.col("text"), dtype).alias("instance"),
     ).select(
         pl.exclude("instance"),
         pl.coalesce(
@@ -199,7 +202,7 @@ def read_instances(records: pl.LazyFrame) -> pl.LazyFrame:
             metadata.struct.field("llm_config").struct.field("model"), metadata.struct.field("model_name")
         ).alias("run_model"),
         pl.lit(value=True).alias("harness"),
-        instance.struct.field("history").alias("event"),
+        instance.struct.field(under).alias("event"),
     )
     return _messages(_event_columns(runs.explode("event")))
 
@@ -286,6 +289,35 @@ def _messages(events: pl.LazyFrame) -> pl.LazyFrame:
         )
     )
     return conform(messages)
+
+
+def list_key(value: Any) -> str | None:
+    """The key under which an object keeps a list of OpenHands events, if any."""
+    if not isinstance(value, dict):
+        return None
+    return next(
+        (
+            key
+            for key, found in value.items()
+            if isinstance(found, list)
+            and found
+            and all(_is_flat_event(event) for event in found[:SNIFF_EVENTS])
+        ),
+        None,
+    )
+
+
+@cache
+def reader_under(key: str) -> Reader:
+    """The reader of JSON lines whose records keep a run's events under ``key``: each line
+    one run nobody typed into, as the evaluation outputs."""
+
+    def sniff(head: list[Any]) -> bool:
+        return any(list_key(value) == key for value in head)
+
+    return Reader(
+        FORMAT, "lines", sniff, partial(read_instances, under=key), line_per_conversation=True, agent=True
+    )
 
 
 READERS = (
