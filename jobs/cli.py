@@ -38,6 +38,7 @@ from transforms.analytics import (
 )
 from transforms.pairs import RESPONSE_MODES
 from transforms.readers import format_names
+from transforms.secrets import SCRUB_MODES
 
 PARTITION_COLUMNS = (None, "model")
 
@@ -62,6 +63,15 @@ def _one_of(value: str | None, choices: Sequence[str | None], option: str) -> No
     if value not in choices:
         named = ", ".join(choice for choice in choices if choice is not None)
         raise typer.BadParameter(f"must be one of {named}", param_hint=f"'{option}'")
+
+
+def _scrub_mode(text: str) -> str:
+    """``--scrub`` as one of ``SCRUB_MODES``, its parts in any order (``pii,secrets``)."""
+    parts = {part.strip() for part in text.split(",")}
+    mode = next((mode for mode in SCRUB_MODES if set(mode.split(",")) == parts), None)
+    _one_of(mode, SCRUB_MODES, "--scrub")
+    assert mode is not None
+    return mode
 
 
 @app.command()
@@ -90,6 +100,14 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     strip_think: Annotated[
         bool, typer.Option("--strip-think", help="Remove inline <think>...</think> blocks from message text.")
     ] = False,
+    scrub: Annotated[
+        str,
+        typer.Option(
+            "--scrub",
+            help="What every text written has replaced by a placeholder: secrets (credentials, the default), "
+            "secrets,pii (also e-mail addresses, phone numbers, IP addresses, home-path user names), none.",
+        ),
+    ] = "secrets",
     format_: Annotated[
         str | None,
         typer.Option("--format", help="Read every input as this layout instead of detecting it per file."),
@@ -117,6 +135,7 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
     _one_of(responses, RESPONSE_MODES, "--responses")
+    scrub = _scrub_mode(scrub)
     _one_of(partition_by, PARTITION_COLUMNS, "--partition-by")
     _one_of(parquet_compression, PARQUET_COMPRESSIONS, "--parquet-compression")
     _one_of(format_, (None, *format_names()), "--format")
@@ -129,7 +148,9 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
             check_format_fits(files, format_)
         except InputError as error:
             raise typer.BadParameter(str(error), param_hint="'--format'") from None
-    rules = PairRules(min_ratio=min_ratio, min_words=min_words, responses=responses, strip_think=strip_think)
+    rules = PairRules(
+        min_ratio=min_ratio, min_words=min_words, responses=responses, strip_think=strip_think, scrub=scrub
+    )
     err = Console(stderr=True)
     total_bytes = sum(size_on_disk(path) for path in files)
     with Progress(
@@ -223,6 +244,9 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
         ("avg ratio", figures["avg_ratio"]),
     ]
     rows += [(f"rejected: {reason}", count) for reason, count in figures["rejected"].items()]
+    rows += [(f"redacted: {rule}", count) for rule, count in figures["redactions"].items()]
+    if figures["rules"]["scrub"] != "none" and not figures["redactions"]:
+        rows.append(("redacted (secrets in pairs)", 0))
     for name, value in rows:
         table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
     console = Console()

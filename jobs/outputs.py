@@ -94,6 +94,7 @@ CANDIDATES_SCHEMA = pa.schema(
         ("response_chars", pa.int64()),
         ("ratio", pa.float64()),
         ("code_fences", pa.int64()),
+        ("redactions", pa.int32()),
         ("dedup_key", pa.uint64()),
         ("prompt_head", pa.string()),
         ("response_head", pa.string()),

@@ -31,6 +31,7 @@ from transforms.pairs import (
     session_key,
     with_dedup_keys,
 )
+from transforms.secrets import redacted_rules, rules_for, scrub_candidates, scrub_columns
 
 #: Each batch costs about 11 ms of CPU whatever its size (bench archive cut into 8, 12
 #: and 24 MB batches; a batch of a few sessions spends 4.6 ms reading, 3.1 finding
@@ -60,6 +61,7 @@ class PairRules:
     min_words: int = 20
     responses: str = "auto"  # or "each", "final"
     strip_think: bool = False  # drop inline <think>...</think> from message text
+    scrub: str = "secrets"  # or "secrets,pii", "none": what is replaced in every text written
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ class RunStats:
     formats: dict[str, FormatStats] = field(default_factory=dict)
     unrecognized_files: list[dict[str, str]] = field(default_factory=list)
     without_pairs: FilesWithoutPairs = field(default_factory=FilesWithoutPairs)
+    #: per rule, the secrets replaced in the pairs written
+    redactions: Counter[str] = field(default_factory=Counter)
     damaged_files: int = 0
     rules: dict[str, Any] = field(default_factory=dict)  # the options the run was made with
 
@@ -195,6 +199,12 @@ class RunStats:
         self.response_words_total += int(kept["response_words"].sum())
         self.ratio_total = _sequential_sum(self.ratio_total, kept["ratio"])
         self.without_pairs.add_batch(prepared, marked)
+        scrubbed = kept.filter(pl.col("redactions") > 0)
+        if scrubbed.height:
+            found = scrubbed.select(redacted_rules(pl.col("terse")), redacted_rules(pl.col("rich")))
+            self.redactions.update(
+                pl.concat([found["terse"], found["rich"]]).explode().drop_nulls().to_list()
+            )
 
     def add_file(self, found: Detected) -> None:
         if found.reader is not None:
@@ -223,6 +233,7 @@ class RunStats:
             "rejected": dict(self.rejected),
             "formats": {name: figures.as_dict() for name, figures in sorted(self.formats.items())},
             "unrecognized_files": self.unrecognized_files,
+            "redactions": dict(sorted(self.redactions.items())),
             "files_without_pairs_count": self.without_pairs.count,
             "files_without_pairs": self.without_pairs.listed,
             "rules": self.rules,
@@ -237,16 +248,27 @@ def pair_id() -> pl.Expr:
 
 
 def split_kept(marked: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The ledger with ``pair_id`` on its kept rows, and those rows as pairs.
+    """The ledger with ``pair_id`` on its kept rows, and those rows as pairs, their texts
+    scrubbed (``terse_scrubbed``, ``rich_scrubbed``).
 
     The id is hashed on the pairs alone and put back in the ledger by position: a
-    hash under ``when(kept)`` would be computed for every candidate.
+    hash under ``when(kept)`` would be computed for every candidate. It is the original
+    texts' id, whatever the run scrubbed.
     """
     kept = marked.filter(pl.col("kept")).with_columns(pair_id())
+    if (kept["redactions"] > 0).any():
+        kept = kept.with_columns(
+            pl.coalesce("terse_scrubbed", "terse").alias("terse"),
+            pl.coalesce("rich_scrubbed", "rich").alias("rich"),
+        )
     ids = pl.repeat(None, marked.height, dtype=pl.String, eager=True).scatter(
         marked["kept"].arg_true(), kept["pair_id"]
     )
-    return marked.with_columns(ids.alias("pair_id")), kept.rename({"session_id": "source"})
+    scrubbed = ["terse_scrubbed", "rich_scrubbed"]
+    return (
+        marked.with_columns(ids.alias("pair_id")).drop(scrubbed),
+        kept.drop(scrubbed).rename({"session_id": "source"}),
+    )
 
 
 def _sequential_sum(start: float, values: pl.Series) -> float:
@@ -365,19 +387,28 @@ def run(
             yield found
 
     keep_messages = outputs is not None and outputs.emit_messages
+    scrub_rules = rules_for(rules.scrub)
     answers_final = {"each": pl.lit(False), "final": pl.lit(True)}.get(rules.responses, pl.col("agent_run"))
 
     def prepare(batch: list[Piece]) -> Prepared:
         """What a batch needs no other batch for: its messages' figures and its candidates."""
         read = read_batch(batch)
-        messages = read.messages.lazy()
+        # names too: a session id or a tool name can hold a credential as well as a text
+        messages = scrub_columns(read.messages.lazy(), ["session_id", "model", "tool_name"], scrub_rules)
         if rules.strip_think:
             messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
         found = (
-            with_dedup_keys(
-                candidates(
-                    messages, min_ratio=rules.min_ratio, min_words=rules.min_words, responses=rules.responses
-                )
+            scrub_candidates(
+                with_dedup_keys(
+                    candidates(
+                        messages,
+                        min_ratio=rules.min_ratio,
+                        min_words=rules.min_words,
+                        responses=rules.responses,
+                    )
+                ),
+                scrub_rules,
+                HEAD_CHARS,
             )
             # written nowhere (the pairs are the stripped texts): dropped, so that the
             # buffers of every message's text are freed before the batch is written
@@ -397,9 +428,9 @@ def run(
                 session_key().filter(answers_final).n_unique().alias("final_sessions"),
             ),
             per_file=read.messages.group_by("file_index").len("messages"),
-            quarantine=read.quarantine,
+            quarantine=scrub_columns(read.quarantine.lazy(), ["raw"], scrub_rules).collect(),
             skipped_messages=read.skipped_messages,
-            messages=messages.collect() if keep_messages else None,
+            messages=scrub_columns(messages, ["text"], scrub_rules).collect() if keep_messages else None,
         )
 
     # The stages overlap on their own threads: the next batches (READERS of them) are

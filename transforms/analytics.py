@@ -38,15 +38,25 @@ def quantiles(candidates: pl.LazyFrame, qs: tuple[float, ...] = QUANTILES) -> pl
 
 
 def reasons(candidates: pl.LazyFrame) -> pl.DataFrame:
-    """Candidates per outcome (``kept`` or the reject reason), in filter order, with shares."""
+    """Candidates per outcome (``kept`` or the reject reason), in filter order, with shares,
+    and how many of them held secrets (``with_secrets``) and how many were redacted."""
     outcome = pl.col("reject_reason").fill_null("kept")
     order = pl.DataFrame({"outcome": ["kept", *FILTER_ORDER], "order": range(len(FILTER_ORDER) + 1)})
-    counts = candidates.group_by(outcome.alias("outcome")).agg(pl.len().alias("candidates")).collect()
+    redacted = pl.col("redactions") if "redactions" in candidates.collect_schema().names() else pl.lit(0)
+    counts = (
+        candidates.group_by(outcome.alias("outcome"))
+        .agg(
+            pl.len().alias("candidates"),
+            (redacted > 0).sum().alias("with_secrets"),
+            redacted.sum().alias("redactions"),
+        )
+        .collect()
+    )
     return (
         order.join(counts, on="outcome", how="left")
-        .with_columns(pl.col("candidates").fill_null(0))
+        .with_columns(pl.col("candidates", "with_secrets", "redactions").fill_null(0).cast(pl.Int64))
         .with_columns((pl.col("candidates") / pl.col("candidates").sum()).alias("share"))
-        .drop("order")
+        .select("outcome", "candidates", "share", "with_secrets", "redactions")
     )
 
 
