@@ -239,11 +239,8 @@ def _detect_secrets_findings(text: str) -> set[str]:
         "IbmCosHmacDetector",
         "SoftlayerDetector",
     }
-    plugins = [
-        {"name": plugin.__name__}
-        for plugin in get_mapping_from_secret_type_to_class().values()
-        if plugin.__name__ not in left_out
-    ]
+    names: list[str] = [plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()]
+    plugins = [{"name": name} for name in names if name not in left_out]
     found = set()
     with transient_settings({"plugins_used": plugins}):
         for line in text.splitlines():
