@@ -123,6 +123,8 @@ SUITE_SINGLE_RUNS = 1
 MIN_SPEEDUP = 4.0  # the 6x of issue 5 is retired
 MAX_OVER_PARSE_FLOOR = 2.7
 MAX_BAD_SHARE_COST = 1.10
+#: Scrubbing secrets (the default) against --scrub none on the clean archive (issue 16).
+MAX_SCRUB_COST = 1.15
 #: "Peak RSS not growing with the archive": the largest archive's peak over the 1 GB peak.
 #: The issue gives no number; this allows for noise, not for growth in proportion.
 MAX_RSS_GROWTH = 1.25
@@ -673,6 +675,7 @@ class SuiteResults:
 
     clean: ArchiveResult | None = None
     bad: ArchiveResult | None = None
+    unscrubbed: ArchiveResult | None = None  # the clean archive with --scrub none
     gzip: ArchiveResult | None = None
     rss: list[ArchiveResult] = field(default_factory=list)
     # the archive shapes
@@ -684,7 +687,7 @@ class SuiteResults:
     state_db_jsonl: ArchiveResult | None = None
 
     def archives(self) -> list[ArchiveResult]:
-        found = [self.clean, self.bad, self.gzip, *self.rss, *self.shapes()]
+        found = [self.clean, self.bad, self.unscrubbed, self.gzip, *self.rss, *self.shapes()]
         return [result for result in found if result is not None]
 
     def shapes(self) -> list[ArchiveResult | None]:
@@ -753,6 +756,13 @@ def suite_targets(suite: SuiteResults, sizes: SuiteSizes) -> list[Target]:
                 f"bad-share {SUITE_BAD_SHARE:g} / clean, compound, {mb}",
                 ratio(bad, clean),
                 MAX_BAD_SHARE_COST,
+                at_least=False,
+                fmt=format_x,
+            ),
+            limit_target(
+                f"scrubbing: compound / compound --scrub none, {mb}",
+                ratio(clean, suite.unscrubbed),
+                MAX_SCRUB_COST,
                 at_least=False,
                 fmt=format_x,
             ),
@@ -1291,9 +1301,13 @@ def bench_shapes(
     rounds = f"{args.runs} alternating round{'s' if args.runs > 1 else ''}"
 
     def side_by_side(
-        title: str, first: tuple[str, ArchiveSpec, Programs], second: tuple[str, ArchiveSpec, Programs]
+        title: str,
+        first: tuple[str, ArchiveSpec, Programs],
+        second: tuple[str, ArchiveSpec, Programs],
+        options: Sequence[str] = (),
     ) -> tuple[ArchiveResult, ArchiveResult]:
-        """Two archives measured in alternating rounds, then reported."""
+        """Two archives measured in alternating rounds (compound run with ``options`` too),
+        then reported."""
         print(f"-- {title}, {rounds}", flush=True)
         benches = [
             ArchiveBench.prepare(
@@ -1303,7 +1317,7 @@ def bench_shapes(
                 runs=args.runs,
                 programs=programs,
                 work_root=work,
-                compound_options=args.compound_args,
+                compound_options=(*args.compound_args, *options),
             )
             for label, spec, programs in (first, second)
         ]
@@ -1329,6 +1343,9 @@ def bench_shapes(
         f"state.db (--mb {specs.state_db.mb}) and the JSONL it was built from (compound)",
         ("state.db", specs.state_db, compound_only),
         ("state.db JSONL", specs.state_db_jsonl, compound_only),
+        # a Hermes store is an agent's (--responses auto reads it as final), its JSONL a
+        # chat's: the same rule on both, for the same pairs
+        options=("--responses", "each"),
     )
 
 
@@ -1440,8 +1457,8 @@ def bench_issue_archives(
     gzip_programs = Programs(None, REFERENCE_JSONL_ONLY, parse_floor=True, parse_floor_note="")
     label = f"{clean.mb} MB"
     print(
-        f"\n-- {label} clean (reference, compound, parse floor) and bad-share {SUITE_BAD_SHARE:g} "
-        f"(compound), {args.runs} alternating rounds",
+        f"\n-- {label} clean (reference, compound, parse floor), bad-share {SUITE_BAD_SHARE:g} "
+        f"(compound) and clean with --scrub none (compound), {args.runs} alternating rounds",
         flush=True,
     )
     clean_bench = ArchiveBench.prepare(
@@ -1462,10 +1479,25 @@ def bench_issue_archives(
         work_root=work,
         compound_options=args.compound_args,
     )
-    run_rounds([clean_bench, bad_bench], args.runs)
-    suite.clean, suite.bad = clean_bench.result(), bad_bench.result()
+    (work / "scrub-none").mkdir()
+    unscrubbed_bench = ArchiveBench.prepare(
+        f"{label} --scrub none",
+        clean,
+        folders[clean],
+        runs=args.runs,
+        programs=compound_only,
+        work_root=work / "scrub-none",
+        compound_options=(*args.compound_args, "--scrub", "none"),
+    )
+    run_rounds([clean_bench, bad_bench, unscrubbed_bench], args.runs)
+    suite.clean, suite.bad, suite.unscrubbed = (
+        clean_bench.result(),
+        bad_bench.result(),
+        unscrubbed_bench.result(),
+    )
     report(suite.clean)
     report(suite.bad)
+    report(suite.unscrubbed)
 
     def single_run(title: str, name: str, spec: ArchiveSpec, programs: Programs) -> ArchiveResult:
         """One archive measured in ``SUITE_SINGLE_RUNS`` rounds, then reported."""
