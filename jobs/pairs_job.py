@@ -31,7 +31,7 @@ from transforms.pairs import (
     session_key,
     with_dedup_keys,
 )
-from transforms.secrets import redacted_rules, rules_for, scrub_candidates, scrub_columns
+from transforms.secrets import redacted_rules, rules_for, scrub_candidates, scrub_columns, scrub_names
 
 #: Each batch costs about 11 ms of CPU whatever its size (bench archive cut into 8, 12
 #: and 24 MB batches; a batch of a few sessions spends 4.6 ms reading, 3.1 finding
@@ -271,6 +271,17 @@ def split_kept(marked: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
 
 
+def _responses_for(responses: str, agent_run: pl.Series) -> str:
+    """``auto`` as ``each`` or ``final`` when a batch holds only chats or only agents' runs:
+    the same candidates, without the window that tells narration from answers where no
+    conversation needs it (a batch of ShareGPT files, the common case)."""
+    if responses != "auto" or agent_run.is_empty():
+        return responses
+    if not agent_run.any():
+        return "each"
+    return "final" if agent_run.all() else "auto"
+
+
 def _sequential_sum(start: float, values: pl.Series) -> float:
     """``start + v0 + v1 + ...`` left to right (polars' ``sum`` adds pairwise)."""
     if values.is_empty():
@@ -394,7 +405,7 @@ def run(
         """What a batch needs no other batch for: its messages' figures and its candidates."""
         read = read_batch(batch)
         # names too: a session id or a tool name can hold a credential as well as a text
-        messages = scrub_columns(read.messages.lazy(), ["session_id", "model", "tool_name"], scrub_rules)
+        messages = scrub_names(read.messages, ["session_id", "model", "tool_name"], scrub_rules).lazy()
         if rules.strip_think:
             messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
         found = (
@@ -404,7 +415,7 @@ def run(
                         messages,
                         min_ratio=rules.min_ratio,
                         min_words=rules.min_words,
-                        responses=rules.responses,
+                        responses=_responses_for(rules.responses, read.messages["agent_run"]),
                     )
                 ),
                 scrub_rules,

@@ -29,6 +29,8 @@ from functools import cache
 import polars as pl
 
 PLACEHOLDER = "[REDACTED:{}]"
+#: Literals per regex that ``may_hold`` runs (see ``_tests``).
+LITERALS_PER_TEST = 64
 #: A placeholder in a written text, to count redactions by rule.
 PLACEHOLDER_PATTERN = r"\[REDACTED:([a-z0-9_]+)\]"
 SCRUB_MODES = ("secrets", "secrets,pii", "none")
@@ -202,27 +204,35 @@ _PII_RULES: tuple[Rule, ...] = (
 )
 
 
-def _spellings(*words: str) -> tuple[str, ...]:
-    """Each word as code spells it: as it is, capitalised, upper case, camelCase."""
+def _spellings(*cores: str) -> tuple[str, ...]:
+    """What code spells a keyword as (``api_key``, ``apiKey``, ``API_KEY``), each
+    without its first letter, so that ``Password`` and ``password`` share one literal
+    (a short keyword: each spelling whole, capitalised too)."""
     found: list[str] = []
-    for word in words:
-        camel = "".join(part if n == 0 else part.capitalize() for n, part in enumerate(word.split("_")))
-        for spelling in (word, word.capitalize(), word.upper(), camel, camel[:1].upper() + camel[1:]):
-            if spelling not in found:
-                found.append(spelling)
+    for core in cores:
+        words = core.split("_")
+        camel = words[0] + "".join(word.capitalize() for word in words[1:])
+        spellings = (core, camel, core.upper())
+        # a short one whole: "wd" would flag every "cwd"
+        for literal in (*spellings, core.capitalize()) if len(core) < 5 else (s[1:] for s in spellings):
+            if literal not in found:
+                found.append(literal)
     return tuple(found)
 
 
+#: The keywords' spellings: few and long enough that a regex of them all runs at memory
+#: speed and flags few texts ("riv" or "database" alone would flag most of them).
 _KEYWORD_LITERALS = _spellings(
-    "password", "passwd", "pwd", "secret", "api_key", "apikey", "auth_key", "authkey", "service_key",
-    "account_key", "db_key", "database_key", "priv_key", "private_key", "privkey", "privatekey",
-    "client_key", "db_pass", "database_pass", "key_pass", "contrasena", "contraseña",
+    "password", "passwd", "pwd", "secret", "api_key", "apikey", "auth_key", "service_key", "account_key",
+    "db_key", "database_key", "priv_key", "private_key", "client_key", "db_pass", "database_pass",
+    "key_pass", "contrase",
 )  # fmt: skip
+
+
 #: Per rule, strings a text must hold for the rule to match in it (see ``Rule.literals``).
 _LITERALS: dict[str, tuple[str, ...]] = {
     "private_key": ("PRIVATE KEY", "PuTTY-User-Key-File"),
     "aws_access_key": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
-    "aws_secret_key": _spellings("aws"),
     "azure_storage_key": ("AccountKey=",),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "gitlab_token": (
@@ -251,7 +261,7 @@ _LITERALS: dict[str, tuple[str, ...]] = {
     "openai_key": ("sk-",),
     "huggingface_token": ("hf_",),
     "google_api_key": ("AIza",),
-    "bearer_token": (*_spellings("authorization"), "AUTHORIZATION"),
+    "bearer_token": ("uthorization", "UTHORIZATION"),
     "api_key_header": ("x-api-key", "X-API-Key", "X-Api-Key", "X-API-KEY"),
     "secret_keyword": _KEYWORD_LITERALS,
     "env_secret": ("KEY", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "TOKEN"),
@@ -279,8 +289,12 @@ def _tests(rules: tuple[Rule, ...]) -> tuple[str, ...]:
     literals on its own. One regex of every rule would be simpler and many times slower:
     no literal of its own leads it, and its automaton is too large to stay fast."""
     literals = sorted({literal for rule in rules for literal in rule.literals or ()})
+    # a regex of up to 64 literals runs on a SIMD search; one of more, on a slower one
+    groups = [
+        literals[start : start + LITERALS_PER_TEST] for start in range(0, len(literals), LITERALS_PER_TEST)
+    ]
     return (
-        *(["|".join(re.escape(literal) for literal in literals)] if literals else []),
+        *("|".join(re.escape(literal) for literal in group) for group in groups),
         *(rule.regex for rule in rules if rule.literals is None),
     )
 
@@ -366,3 +380,18 @@ def scrub_candidates(candidates: pl.LazyFrame, rules: tuple[Rule, ...], head_cha
         )
         .drop("_row", "prompt_head_scrubbed", "response_head_scrubbed")
     )
+
+
+def scrub_names(frame: pl.DataFrame, columns: list[str], rules: tuple[Rule, ...]) -> pl.DataFrame:
+    """``frame`` with the names in ``columns`` (session ids, models, tool names) scrubbed.
+    A name repeats on every message of its session, so each distinct one is looked at
+    once, and the frame is left as it is when none may hold a secret."""
+    if not rules:
+        return frame
+    for name in columns:
+        values = frame.get_column(name).unique().drop_nulls().to_frame()
+        suspect = values.filter(may_hold(pl.col(name), rules))[name]
+        if len(suspect):
+            fixed = suspect.to_frame().select(scrubbed(pl.col(name), rules))[name]
+            frame = frame.with_columns(pl.col(name).replace(suspect, fixed))
+    return frame
