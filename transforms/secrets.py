@@ -31,6 +31,7 @@ import polars as pl
 PLACEHOLDER = "[REDACTED:{}]"
 #: Literals per regex that ``may_hold`` runs (see ``_tests``).
 LITERALS_PER_TEST = 64
+SHORT_LITERAL = 4
 #: A placeholder in a written text, to count redactions by rule.
 PLACEHOLDER_PATTERN = r"\[REDACTED:([a-z0-9_]+)\]"
 SCRUB_MODES = ("secrets", "secrets,pii", "none")
@@ -205,23 +206,20 @@ _PII_RULES: tuple[Rule, ...] = (
 
 
 def _spellings(*cores: str) -> tuple[str, ...]:
-    """What code spells a keyword as (``api_key``, ``apiKey``, ``API_KEY``), each
-    without its first letter, so that ``Password`` and ``password`` share one literal
-    (a short keyword: each spelling whole, capitalised too)."""
+    """What code spells a keyword as: ``api_key``, ``Api_key``, ``API_KEY``, ``apiKey``,
+    ``ApiKey``. Whole words: a literal that starts with a rare byte is found faster."""
     found: list[str] = []
     for core in cores:
         words = core.split("_")
         camel = words[0] + "".join(word.capitalize() for word in words[1:])
-        spellings = (core, camel, core.upper())
-        # a short one whole: "wd" would flag every "cwd"
-        for literal in (*spellings, core.capitalize()) if len(core) < 5 else (s[1:] for s in spellings):
-            if literal not in found:
-                found.append(literal)
+        for spelling in (core, core.capitalize(), core.upper(), camel, camel[:1].upper() + camel[1:]):
+            if spelling not in found:
+                found.append(spelling)
     return tuple(found)
 
 
-#: The keywords' spellings: few and long enough that a regex of them all runs at memory
-#: speed and flags few texts ("riv" or "database" alone would flag most of them).
+#: The keywords' spellings: long enough to flag few texts ("riv" or "database" alone
+#: would flag most of them).
 _KEYWORD_LITERALS = _spellings(
     "password", "passwd", "pwd", "secret", "api_key", "apikey", "auth_key", "service_key", "account_key",
     "db_key", "database_key", "priv_key", "private_key", "client_key", "db_pass", "database_pass",
@@ -233,6 +231,7 @@ _KEYWORD_LITERALS = _spellings(
 _LITERALS: dict[str, tuple[str, ...]] = {
     "private_key": ("PRIVATE KEY", "PuTTY-User-Key-File"),
     "aws_access_key": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
+    "aws_secret_key": _spellings("aws"),
     "azure_storage_key": ("AccountKey=",),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "gitlab_token": (
@@ -289,9 +288,14 @@ def _tests(rules: tuple[Rule, ...]) -> tuple[str, ...]:
     literals on its own. One regex of every rule would be simpler and many times slower:
     no literal of its own leads it, and its automaton is too large to stay fast."""
     literals = sorted({literal for rule in rules for literal in rule.literals or ()})
-    # a regex of up to 64 literals runs on a SIMD search; one of more, on a slower one
+    # a regex of up to 64 literals runs on a SIMD search, one of more on a slower one; and
+    # short literals ("sk-", "KEY") stop it often, so they are kept apart from long ones
+    short = [literal for literal in literals if len(literal) <= SHORT_LITERAL]
+    long = [literal for literal in literals if len(literal) > SHORT_LITERAL]
     groups = [
-        literals[start : start + LITERALS_PER_TEST] for start in range(0, len(literals), LITERALS_PER_TEST)
+        chunk[start : start + LITERALS_PER_TEST]
+        for chunk in (short, long)
+        for start in range(0, len(chunk), LITERALS_PER_TEST)
     ]
     return (
         *("|".join(re.escape(literal) for literal in group) for group in groups),
