@@ -239,7 +239,8 @@ def _detect_secrets_findings(text: str) -> set[str]:
         "IbmCosHmacDetector",
         "SoftlayerDetector",
     }
-    names: list[str] = [plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()]
+    mapping: dict[str, type] = get_mapping_from_secret_type_to_class()
+    names = [plugin.__name__ for plugin in mapping.values()]
     plugins = [{"name": name} for name in names if name not in left_out]
     found = set()
     with transient_settings({"plugins_used": plugins}):
