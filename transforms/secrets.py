@@ -16,8 +16,9 @@ keys, ``Authorization: Bearer`` headers, ``NAME_TOKEN=...`` lines of ``.env`` fi
 detect-secrets' entropy plugins are left out on purpose: commit SHAs, UUIDs, base64
 images and lockfile hashes are not secrets.
 
-A text is scrubbed only where one regex of all the rules (``may_hold``) finds something,
-so that the many texts without a secret cost one scan.
+A text is scrubbed only where ``may_hold`` finds that a rule may match in it: one
+Hyperscan pass over the column's bytes, so that the many texts without a secret cost
+that scan and nothing more.
 """
 
 from __future__ import annotations
