@@ -42,8 +42,8 @@ SCRUB_MODES = ("secrets", "secrets,pii", "none")
 
 @dataclass(frozen=True)
 class Rule:
-    """``pattern`` matches a secret; ``keep`` names the groups around it that stay (the
-    replacement is ``${keep[0]}`` placeholder ``${keep[1]}``, either may be absent)."""
+    """``pattern`` matches a secret, with the text around it that stays in groups
+    ``before`` and ``after`` (the replacement is ``${before}`` placeholder ``${after}``)."""
 
     name: str
     pattern: str
