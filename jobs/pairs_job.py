@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import polars as pl
 import polars_hash as plh
@@ -64,20 +64,32 @@ class PairRules:
     scrub: str = "secrets"  # or "secrets,pii", "none": what is replaced in every text written
 
 
+class PieceOfFile(NamedTuple):
+    """What the run's figures need of a piece: not its bytes, which would stay in memory."""
+
+    file_index: int
+    file: str
+    format: str
+    ends_file: bool  # the file's last piece is in this batch
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A batch read and its candidates found: all of it that needs no other batch."""
 
-    files_ended: int  # for progress: not the pieces, whose bytes would stay in memory
     bytes_read: int
-    #: each piece's file: its index, path, format and whether the file ends in this batch
-    pieces: list[tuple[int, str, str, bool]]
+    pieces: list[PieceOfFile]
     candidates: pl.DataFrame
     per_format: pl.DataFrame  # format, messages, sessions, final_sessions
     per_file: pl.DataFrame  # file_index, messages
     quarantine: pl.DataFrame
     skipped_messages: int
     messages: pl.DataFrame | None  # the message table, when it is written out
+
+    @property
+    def files_ended(self) -> int:
+        """Files whose last piece is in this batch (for progress)."""
+        return sum(piece.ends_file for piece in self.pieces)
 
 
 @dataclass
@@ -123,8 +135,8 @@ class FilesWithoutPairs:
     _open: dict[int, FileFigures] = field(default_factory=dict)
 
     def add_batch(self, prepared: Prepared, marked: pl.DataFrame) -> None:
-        for file_index, file, format_name, _ in prepared.pieces:
-            self._open.setdefault(file_index, FileFigures(file, format_name))
+        for piece in prepared.pieces:
+            self._open.setdefault(piece.file_index, FileFigures(piece.file, piece.format))
         for file_index, messages in prepared.per_file.iter_rows():
             self._open[file_index].messages += messages
         for file_index, reason, count in marked.group_by("file_index", "reject_reason").len().iter_rows():
@@ -134,8 +146,10 @@ class FilesWithoutPairs:
                 figures.pairs += count
             else:
                 figures.reasons[reason] += count
-        for file_index, *_ in (piece for piece in prepared.pieces if piece[3]):
-            figures = self._open.pop(file_index)
+        for piece in prepared.pieces:
+            if not piece.ends_file:
+                continue
+            figures = self._open.pop(piece.file_index)
             if figures.pairs:
                 continue
             self.count += 1
@@ -427,10 +441,10 @@ def run(
             .collect()
         )
         return Prepared(
-            files_ended=sum(piece.ends_file for piece in batch),
             bytes_read=sum(piece.size for piece in batch),
             pieces=[
-                (piece.file_index, str(piece.path), piece.reader.format, piece.ends_file) for piece in batch
+                PieceOfFile(piece.file_index, str(piece.path), piece.reader.format, piece.ends_file)
+                for piece in batch
             ],
             candidates=found,
             per_format=read.messages.group_by("format").agg(

@@ -391,20 +391,25 @@ def redacted_rules(text: pl.Expr) -> pl.Expr:
     )
 
 
+def _on_suspects(frame: pl.LazyFrame, suspect: pl.Expr, fixes: dict[str, pl.Expr]) -> pl.LazyFrame:
+    """``frame`` with each of ``fixes`` computed on the rows where ``suspect`` holds only
+    (null elsewhere), joined back by position: a scrub costs the suspect rows alone."""
+    indexed = frame.with_row_index("_row")
+    fixed = indexed.filter(suspect).select("_row", *(expr.alias(name) for name, expr in fixes.items()))
+    return indexed.join(fixed, on="_row", how="left", maintain_order="left").drop("_row")
+
+
 def scrub_columns(frame: pl.LazyFrame, columns: list[str], rules: tuple[Rule, ...]) -> pl.LazyFrame:
-    """``frame`` with the texts of ``columns`` scrubbed. Only the rows where one of them
-    may hold a secret are scrubbed (a scan of each text otherwise) and joined back."""
+    """``frame`` with the texts of ``columns`` scrubbed, on the rows where one of them may
+    hold a secret."""
     if not rules or not columns:
         return frame
     suspect = pl.any_horizontal([may_hold(pl.col(name), rules) for name in columns])
-    indexed = frame.with_row_index("_row")
-    fixed = indexed.filter(suspect).select(
-        "_row", *(scrubbed(pl.col(name), rules).alias(name) for name in columns)
-    )
+    fixes = {f"{name}_scrubbed": scrubbed(pl.col(name), rules) for name in columns}
     return (
-        indexed.join(fixed, on="_row", how="left", suffix="_scrubbed", maintain_order="left")
+        _on_suspects(frame, suspect, fixes)
         .with_columns(pl.coalesce(f"{name}_scrubbed", name).alias(name) for name in columns)
-        .drop("_row", *(f"{name}_scrubbed" for name in columns))
+        .drop(*fixes)
     )
 
 
@@ -422,28 +427,20 @@ def scrub_candidates(candidates: pl.LazyFrame, rules: tuple[Rule, ...], head_cha
             pl.lit(0, pl.Int32).alias("redactions"),
         )
     suspect = may_hold(pl.col("prompt"), rules) | may_hold(pl.col("response"), rules)
-    indexed = candidates.with_row_index("_row")
-    fixed = (
-        indexed.filter(suspect)
-        .select(
-            "_row",
-            scrubbed(pl.col("terse"), rules).alias("terse_scrubbed"),
-            scrubbed(pl.col("rich"), rules).alias("rich_scrubbed"),
-            scrubbed(pl.col("prompt"), rules).str.slice(0, head_chars).alias("prompt_head_scrubbed"),
-            scrubbed(pl.col("response"), rules).str.slice(0, head_chars).alias("response_head_scrubbed"),
-        )
-        .with_columns(
-            (redactions(pl.col("terse_scrubbed")) + redactions(pl.col("rich_scrubbed"))).alias("redactions")
-        )
-    )
+    fixes = {
+        "terse_scrubbed": scrubbed(pl.col("terse"), rules),
+        "rich_scrubbed": scrubbed(pl.col("rich"), rules),
+        "prompt_head_scrubbed": scrubbed(pl.col("prompt"), rules).str.slice(0, head_chars),
+        "response_head_scrubbed": scrubbed(pl.col("response"), rules).str.slice(0, head_chars),
+    }
     return (
-        indexed.join(fixed, on="_row", how="left", maintain_order="left")
+        _on_suspects(candidates, suspect, fixes)
         .with_columns(
             pl.coalesce("prompt_head_scrubbed", "prompt_head").alias("prompt_head"),
             pl.coalesce("response_head_scrubbed", "response_head").alias("response_head"),
-            pl.col("redactions").fill_null(0),
+            (redactions(pl.col("terse_scrubbed")) + redactions(pl.col("rich_scrubbed"))).alias("redactions"),
         )
-        .drop("_row", "prompt_head_scrubbed", "response_head_scrubbed")
+        .drop("prompt_head_scrubbed", "response_head_scrubbed")
     )
 
 
