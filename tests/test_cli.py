@@ -171,6 +171,8 @@ MISTAKES = [
     (["pairs", "{archive}", "--min-ratio", "-1", "--out", "{tmp}/out"], "--min-ratio"),
     (["pairs", "{archive}", "--min-words", "abc", "--out", "{tmp}/out"], "--min-words"),
     (["pairs", "{archive}", "--parquet-compression", "gzip", "--out", "{tmp}/out"], "--parquet-compression"),
+    (["pairs", "{archive}", "--scrub", "secrets,emails", "--out", "{tmp}/out"], "--scrub"),
+    (["pairs", "{archive}", "--responses", "last", "--out", "{tmp}/out"], "--responses"),
     (["pairs", "--out", "{tmp}/out"], "Missing argument"),
     (["pears", "--out", "{tmp}/out"], "pears"),
     (["pairs", "{archive}", "--out", "{tmp}/a_file"], "'--out': {tmp}/a_file exists and is not a directory"),
