@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,9 +27,11 @@ from rich.table import Table
 # typer vendors click; its UsageError is the base of every command-line error
 from typer._click.exceptions import UsageError
 
+from jobs.compact import compact as compact_dataset
 from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
+from jobs.incremental import STATE_DIR, STATE_JSON, Dataset, StateError
 from jobs.outputs import PARQUET_COMPRESSIONS, OutputDirError, Outputs, scan_output
-from jobs.pairs_job import PairRules, RunStats, run
+from jobs.pairs_job import PairRules, RunStats, run, run_incremental
 from transforms.analytics import (
     DEFAULT_SWEEP_RATIOS,
     DEFAULT_SWEEP_WORDS,
@@ -132,6 +135,21 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the stats and three sample pairs; write nothing.")
     ] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Read only what changed since the last incremental run into --out, and add this run's "
+            "pairs to the dataset there as parts (pairs/part-<run>.parquet, ...); a pair written before "
+            "is never written again.",
+        ),
+    ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="With --incremental: start the dataset in --out over, with these rules."
+        ),
+    ] = False,
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
     _one_of(responses, RESPONSE_MODES, "--responses")
@@ -151,6 +169,13 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     rules = PairRules(
         min_ratio=min_ratio, min_words=min_words, responses=responses, strip_think=strip_think, scrub=scrub
     )
+    _check_incremental(out, incremental=incremental, rebuild=rebuild, dry_run=dry_run)
+    written = _Written(out, emit_messages, partition_by, parquet_compression)
+    dataset_rules = asdict(rules) | {
+        "format": format_,
+        "partition_by": partition_by,
+        "emit_messages": emit_messages,
+    }
     err = Console(stderr=True)
     total_bytes = sum(size_on_disk(path) for path in files)
     with Progress(
@@ -172,31 +197,82 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
             files_done += batch_files
             progress.update(task, advance=batch_bytes, files_done=files_done)
 
+        figures: dict[str, Any] | None = None
         if dry_run:
             stats, samples = run(files, rules, None, forced_format=format_, on_batch=advance, sample_size=3)
             _check_something_was_read(stats)
-        else:
-            with ExitStack() as stack:
-                try:
-                    outputs = stack.enter_context(
-                        Outputs(
-                            out,
-                            emit_messages=emit_messages,
-                            partition_by=partition_by,
-                            compression=parquet_compression,
-                        )
-                    )
-                except OutputDirError as error:
-                    raise typer.BadParameter(str(error), param_hint="'--out'") from None
-                for folder in outputs.abandoned_removed:
-                    err.print(f"removed {folder}: the scratch folder of a run that died", soft_wrap=True)
-                stats, samples = run(files, rules, outputs, forced_format=format_, on_batch=advance)
+            _print_dry_run(stats, samples)
+            return
+        with ExitStack() as stack:
+            dataset = _open_dataset(out, dataset_rules, rebuild=rebuild) if incremental else None
+            if dataset is not None:
+                stack.callback(os.close, dataset.lock)
+            outputs = written.enter(stack, err)
+            if dataset is not None:
+                stats, figures = run_incremental(
+                    files,
+                    rules,
+                    outputs,
+                    dataset,
+                    dataset_rules,
+                    forced_format=format_,
+                    on_batch=advance,
+                    check=_check_something_was_read,
+                )
+            else:
+                stats, _ = run(files, rules, outputs, forced_format=format_, on_batch=advance)
                 _check_something_was_read(stats)  # else the previous outputs stay
                 outputs.commit(stats.as_dict())
-    if dry_run:
-        _print_dry_run(stats, samples)
-    else:
-        _print_summary(stats, out, total_bytes)
+    _print_summary(stats, out, total_bytes, figures)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """Where and how a run writes its outputs."""
+
+    out: Path
+    emit_messages: bool
+    partition_by: str | None
+    compression: str
+
+    def enter(self, stack: ExitStack, err: Console) -> Outputs:
+        """The outputs, opened on ``stack``; a usage error when ``out`` cannot be written into."""
+        try:
+            outputs = stack.enter_context(
+                Outputs(
+                    self.out,
+                    emit_messages=self.emit_messages,
+                    partition_by=self.partition_by,
+                    compression=self.compression,
+                )
+            )
+        except OutputDirError as error:
+            raise typer.BadParameter(str(error), param_hint="'--out'") from None
+        for folder in outputs.abandoned_removed:
+            err.print(f"removed {folder}: the scratch folder of a run that died", soft_wrap=True)
+        return outputs
+
+
+def _check_incremental(out: Path, *, incremental: bool, rebuild: bool, dry_run: bool) -> None:
+    if rebuild and not incremental:
+        raise typer.BadParameter("only with --incremental", param_hint="'--rebuild'")
+    if incremental and dry_run:
+        raise typer.BadParameter("--dry-run writes nothing to add to", param_hint="'--incremental'")
+    if not incremental and not dry_run and (out / STATE_DIR / STATE_JSON).is_file():
+        raise typer.BadParameter(
+            f"{out} holds an incremental dataset: add --incremental (and --rebuild to start it over), "
+            "or write to another folder",
+            param_hint="'--out'",
+        )
+
+
+def _open_dataset(out: Path, rules: dict[str, Any], *, rebuild: bool) -> Dataset:
+    """The incremental dataset in ``out``, locked; a usage error when another run holds
+    it, its state cannot be read, or its rules are not these (unless ``rebuild``)."""
+    try:
+        return Dataset.open(out, rules, rebuild=rebuild)
+    except StateError as error:
+        raise typer.BadParameter(str(error), param_hint="'--out'") from None
 
 
 def _check_something_was_read(stats: RunStats) -> None:
@@ -222,14 +298,14 @@ def _print_dry_run(stats: RunStats, samples: list[dict[str, Any]]) -> None:
         print(f"RICH: {pair['rich'][:150]}...")
 
 
-def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
+def _print_summary(stats: RunStats, out: Path, total_bytes: int, incremental: dict[str, Any] | None) -> None:
     figures = stats.as_dict()
     table = Table(title=f"compound pairs -> {out}", show_header=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows: list[tuple[str, object]] = [
         ("files scanned", figures["files_scanned"]),
-        ("bytes read", f"{total_bytes:,}"),
+        ("bytes read", f"{total_bytes if incremental is None else incremental['bytes_read']:,}"),
         ("sessions", figures["sessions"]),
         ("messages", figures["messages"]),
         ("malformed lines (quarantine.jsonl)", figures["malformed_lines"]),
@@ -243,6 +319,11 @@ def _print_summary(stats: RunStats, out: Path, total_bytes: int) -> None:
         ("avg response words", figures["avg_response_words"]),
         ("avg ratio", figures["avg_ratio"]),
     ]
+    if incremental is not None:
+        rows = [
+            (f"run {incremental['run']}: files {change}", count)
+            for change, count in incremental["files"].items()
+        ] + [("bytes in the archive", f"{incremental['bytes_in_archive']:,}"), *rows]
     rows += [(f"rejected: {reason}", count) for reason, count in figures["rejected"].items()]
     rows += [(f"redacted: {rule}", count) for rule, count in figures["redactions"].items()]
     if figures["rules"]["scrub"] != "none" and not figures["redactions"]:
@@ -342,6 +423,21 @@ def stats(
     console.print(_frame_table("candidates by outcome", report["reasons"]))
     sweep = report["sweep"].pivot(on="min_words", index="min_ratio", values="pairs")
     console.print(_frame_table("pairs kept at min_ratio (rows) x min_words (columns)", sweep))
+
+
+@app.command()
+def compact(
+    out_dir: Annotated[Path, typer.Argument(help="An output directory of `compound pairs --incremental`.")],
+) -> None:
+    """Merge an incremental dataset's parts into one file per output (and partition)."""
+    try:
+        merged = compact_dataset(out_dir)
+    except StateError as error:
+        raise typer.BadParameter(str(error), param_hint="'OUT_DIR'") from None
+    if not merged:
+        print(f"{out_dir}: every output is one part already")
+    for entry in merged:
+        print(f"{out_dir / entry.folder}: {entry.parts} parts -> {entry.into}")
 
 
 def _frame_table(title: str, frame: pl.DataFrame) -> Table:

@@ -116,6 +116,23 @@ class Detected:
     compression: Compression | None = None
     unrecognized: str | None = None
     damaged: str | None = None
+    #: what an incremental run reads of a file it has read before (None: all of it)
+    resume: Resume | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The part of a file an incremental run reads: the lines from ``offset`` (line
+    ``first_line``) to ``stop`` of a file of one conversation per line, or some of a
+    database's sessions."""
+
+    offset: int = 0
+    first_line: int = 1
+    #: the file's size when the run planned it (a live session may grow while it is read)
+    stop: int | None = None
+    #: for a database: the ranges of sessions to read (first key, last key, number of
+    #: the first session, share of the file's bytes); empty: none changed
+    sessions: tuple[tuple[Any, Any, int, int], ...] | None = None
 
 
 @cache
@@ -539,28 +556,80 @@ def _sqlite_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: 
     yield replace(pending, ends_file=True, size=size - done)
 
 
+def _resumed_sessions(file_index: int, found: Detected, reader: Reader) -> Iterator[Piece]:
+    """The ranges of sessions an incremental run reads of a database (``Resume.sessions``)."""
+    assert found.resume is not None
+    ranges = found.resume.sessions
+    assert ranges is not None
+    if not ranges:
+        yield Piece(file_index, found.path, reader, 1, b"", True, 0)
+        return
+    for number, (first, last, conversation, share) in enumerate(ranges, 1):
+        yield Piece(
+            file_index,
+            found.path,
+            reader,
+            1,
+            b"",
+            number == len(ranges),
+            share,
+            sessions=(first, last, conversation),
+        )
+
+
 def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     path = found.path
     size = path.stat().st_size
+    resume = found.resume
     if reader.layout == "sqlite":
-        yield from _sqlite_pieces(file_index, found, reader, max_bytes)
+        if resume is not None and resume.sessions is not None:
+            yield from _resumed_sessions(file_index, found, reader)
+        else:
+            yield from _sqlite_pieces(file_index, found, reader, max_bytes)
         return
     if reader.layout in ("array", "events"):
         yield from _array_pieces(file_index, found, reader, max_bytes)
         return
-    split = reader.line_per_conversation
+    if resume is not None and reader.line_per_conversation and found.compression is None:
+        yield from _line_pieces(file_index, found, reader, max_bytes, resume)
+        return
     if size <= max_bytes and found.compression is None:  # the common case: one read, no copies
         yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size, deferred=True)
         return
     if found.compression == "gzip" and (content := _gunzip_whole(path, size, max_bytes)) is not None:
         yield Piece(file_index, path, reader, 1, content, ends_file=True, size=size)
         return
-    first_line = 1
+    yield from _line_pieces(file_index, found, reader, max_bytes, None)
+
+
+def _line_pieces(
+    file_index: int, found: Detected, reader: Reader, max_bytes: int, resume: Resume | None
+) -> Iterator[Piece]:
+    """A file read as a stream: cut at line ends into pieces of ``max_bytes`` when it holds
+    a conversation per line, else one piece. ``resume``: only its lines from ``offset``
+    to ``stop`` (an uncompressed file of a conversation per line)."""
+    path, size = found.path, found.path.stat().st_size
+    split = reader.line_per_conversation
+    first_line, start, left = 1, 0, -1
+    if resume is not None and resume.stop is not None:
+        first_line, start, left = resume.first_line, resume.offset, resume.stop - resume.offset
+        if left <= max_bytes:  # read by the batch's thread, as a whole small file is
+            stored_at = (start, left)
+            yield Piece(
+                file_index, path, reader, first_line, b"", True, left, deferred=True, stored_at=stored_at
+            )
+            return
     carry = b""
     with open_decompressed(path, found.compression) as handle:
+        if start:
+            handle.seek(start)
         while True:
             try:
-                chunk = _read_up_to(handle, max_bytes if split else -1)
+                wanted = max_bytes if split else -1
+                if left >= 0:  # up to ``stop``
+                    wanted = min(left, max_bytes)
+                chunk = _read_up_to(handle, wanted) if left != 0 else b""
+                left = left - len(chunk) if left >= 0 else -1
             except DECOMPRESSION_ERRORS as error:
                 damaged = f"cannot decompress past this line: {error}"
                 yield Piece(file_index, path, reader, first_line, carry, True, size=0, damaged=damaged)

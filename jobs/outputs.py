@@ -392,6 +392,58 @@ class Outputs:
                     else:
                         stale.unlink()
 
+    def commit_parts(self, stats: dict[str, Any], part: str, *, first: bool) -> dict[str, list[str]]:
+        """Move this run's outputs into the dataset's folders as parts named ``part``
+        (``pairs/<part>.parquet``, ``pairs/<part>.jsonl``, ``candidates/<part>.parquet``,
+        ``quarantine/<part>.jsonl``, ``messages/<part>.parquet``, ``runs/<part>.json``) and
+        return them, per folder, relative to it. An empty output is left out, except in
+        the dataset's ``first`` run, so that every folder reads from the start. These are
+        not committed until the caller's state names them; ``stats.json`` is put in place
+        by ``commit_stats`` once it has.
+        """
+        assert self._scratch is not None
+        self._close()
+        (self._scratch / STATS_JSON).write_text(json.dumps(stats, indent=2) + "\n")
+        moves: list[tuple[Path, str, str]] = [
+            (self._scratch / PAIRS_JSONL, "pairs", f"{part}.jsonl"),
+            (self._scratch / QUARANTINE_JSONL, "quarantine", f"{part}.jsonl"),
+            (self._scratch / STATS_JSON, "runs", f"{part}.json"),
+        ]
+        for name in self._sinks:
+            written = self._scratch / self.parquet_name(name)
+            if self.partition_by is None:
+                moves.append((written, name, f"{part}.parquet"))
+                continue
+            moves.extend(
+                (file, name, f"{file.parent.relative_to(written).as_posix()}/{part}.parquet")
+                for file in sorted(written.rglob("*.parquet"))
+            )
+        parts: dict[str, list[str]] = {}
+        for source, folder, name in moves:
+            empty = source.suffix == ".jsonl" and source.stat().st_size == 0
+            if source.suffix == ".parquet":
+                empty = pq.ParquetFile(source).metadata.num_rows == 0
+            if empty and not first and folder != "runs":
+                continue
+            target = self.out_dir / folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(target)
+            parts.setdefault(folder, []).append(name)
+        return parts
+
+    def commit_stats(self, stats: dict[str, Any]) -> None:
+        """``stats.json``: the last committed run's figures, replaced in one rename."""
+        target = self.out_dir / STATS_JSON
+        temporary = target.with_name(f"{STATS_JSON}.new")
+        temporary.write_text(json.dumps(stats, indent=2) + "\n")
+        temporary.replace(target)
+
+    def remove_single_outputs(self) -> None:
+        """The outputs of a run that was not incremental, which a dataset replaces."""
+        for name in (PAIRS_JSONL, QUARANTINE_JSONL, *(f"{name}.parquet" for name in PARQUET_OUTPUTS)):
+            with contextlib.suppress(FileNotFoundError):
+                (self.out_dir / name).unlink()
+
     def _close(self) -> None:
         for handle in (self._jsonl, self._quarantine):
             if handle is not None:

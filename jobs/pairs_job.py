@@ -19,6 +19,8 @@ import polars as pl
 import polars_hash as plh
 
 from jobs.discover import Detected, Piece, batches, detect, size_on_disk
+from jobs.incremental import DATASETS, Dataset, Plan, part_name
+from jobs.key_index import KeyIndex
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
 from jobs.seen_keys import SeenKeys
@@ -391,19 +393,26 @@ def run(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     on_batch: Callable[[int, int], None] | None = None,
     sample_size: int = 0,
+    plan: Plan | None = None,
+    seen: SeenKeys | KeyIndex | None = None,
 ) -> tuple[RunStats, list[dict[str, Any]]]:
     """Run the job over ``files``; write to ``outputs`` unless it is None (dry run).
 
     Each file's layout is detected from its content unless ``forced_format`` names one.
-    Returns the stats and the first ``sample_size`` pairs.
+    Returns the stats and the first ``sample_size`` pairs. An incremental run passes its
+    ``plan`` (which files, and which part of each, to read) and the dedup index of the
+    earlier runs (``seen``: the keys of every pair written before).
     """
     stats = RunStats(files_scanned=len(files), rules=asdict(rules) | {"format": forced_format})
-    seen = SeenKeys()
+    seen = SeenKeys() if seen is None else seen
     samples: list[dict[str, Any]] = []
 
     def detected() -> Iterator[Detected]:
         for path in files:
-            found = detect(path, forced_format)
+            planned = detect(path, forced_format) if plan is None else plan.plan(path)
+            if planned is None:  # unchanged since the last incremental run
+                continue
+            found = planned
             stats.add_file(found)
             if found.damaged is not None and outputs is not None:
                 outputs.write_quarantine(_damaged_rows(found))
@@ -498,3 +507,57 @@ def run(
             for pending in batch_writes:
                 pending.result()
     return stats, samples
+
+
+#: A file modified this close before the last run began may have changed again within
+#: the filesystem's mtime granularity after that run looked at it: it is read again.
+RACY_MARGIN_NS = 2_000_000_000
+
+
+def run_incremental(
+    files: list[Path],
+    rules: PairRules,
+    outputs: Outputs,
+    dataset: Dataset,
+    dataset_rules: dict[str, Any],
+    *,
+    forced_format: str | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    check: Callable[[RunStats], None] | None = None,
+) -> tuple[RunStats, dict[str, Any]]:
+    """An incremental run: read what changed since ``dataset``'s state, add this run's
+    outputs to the dataset as parts, and commit them with the new state.
+
+    The commit is ordered so that a run killed at any moment leaves the committed state
+    whole: the parts, the manifest and the index's new segments are written under new
+    names, then ``state.json`` is replaced in one rename (the commit point); what it no
+    longer names is removed after it, or by the next run. ``check`` may reject the
+    first run's figures (nothing read), before anything is committed.
+    """
+    state = dataset.state
+    plan = Plan(state.previous_files(), forced_format, racy_after_ns=state.started_ns - RACY_MARGIN_NS)
+    state.keys_folder.mkdir(parents=True, exist_ok=True)
+    index = KeyIndex(state.keys_folder, state.segments)
+    try:
+        stats, _ = run(
+            files, rules, outputs, forced_format=forced_format, on_batch=on_batch, plan=plan, seen=index
+        )
+        first = not state.parts
+        if first and check is not None:
+            check(stats)
+        number = state.run + 1
+        figures = {"run": number, **plan.figures()}
+        figures_json = stats.as_dict() | {"incremental": figures}
+        added = outputs.commit_parts(figures_json, part_name(number), first=first)
+        manifest = f"manifest-{number:06d}.parquet"
+        plan.manifest().write_parquet(state.folder / manifest)
+        state.segments = index.flush()
+    finally:
+        index.close()
+    state.parts = {name: state.parts.get(name, []) + added.get(name, []) for name in DATASETS}
+    state.manifest, state.run, state.started_ns = manifest, number, plan.started_ns
+    state.save(dataset_rules)
+    outputs.commit_stats(figures_json)
+    outputs.remove_single_outputs()
+    state.remove_unreferenced()
+    return stats, figures

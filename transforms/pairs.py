@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 
 import polars as pl
+import polars_hash as plh
 
 from transforms.text import py_round_ratio_2, py_strip
 from transforms.words import word_count
@@ -200,10 +201,10 @@ def candidates(
 def dedup_key(terse: pl.Expr, rich: pl.Expr) -> pl.Expr:
     """The cross-file dedup key: the stripped prompt and the stripped response's head.
 
-    A 64-bit hash, fine inside one run: the ledger carries it, consistent within one
-    output directory only.
+    A 64-bit xxh3 hash, the same in every polars version: an incremental run's index
+    keeps the keys of every earlier run's pairs. Null where the prompt is.
     """
-    return pl.concat_str(terse, rich.str.slice(0, HEAD_CHARS)).hash()
+    return plh.concat_str(terse, rich.str.slice(0, HEAD_CHARS)).nchash.xxh3_64()
 
 
 def with_dedup_keys(candidates: pl.LazyFrame) -> pl.LazyFrame:
