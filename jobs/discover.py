@@ -518,7 +518,7 @@ def _session_ranges(path: Path, reader: Reader, max_bytes: int) -> Iterator[tupl
         total = connection.execute(total_query).fetchone()[0] or 0
         per_range = max(1, max_bytes * total // max(size, 1))
         first_key, messages, sessions, conversation = None, 0, 0, 0
-        for key, count in connection.execute(reader.sessions_query):
+        for key, count, *_ in connection.execute(reader.sessions_query):
             first_key = key if first_key is None else first_key
             messages, sessions = messages + count, sessions + 1
             if messages >= per_range:

@@ -68,7 +68,7 @@ MANIFEST_SCHEMA = {
     "tail": pl.String,
     "consumed": pl.Int64,  # a file of one conversation per line: bytes of whole lines read
     "lines": pl.Int64,  # and how many lines those are
-    "sessions": pl.String,  # a database: JSON [[key, messages], ...] in key order
+    "sessions": pl.String,  # a database: its sessions query's rows as JSON, in key order
 }
 
 Change = Literal["new", "grown", "changed", "unchanged"]
@@ -107,24 +107,25 @@ def _session_counts(path: Path, found: Detected) -> list[list[Any]]:
     query = found.reader.sessions_query if found.reader is not None else None
     assert query is not None
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        return [[key, count] for key, count in connection.execute(query)]
+        return [list(row) for row in connection.execute(query)]
 
 
 def _changed_ranges(
     sessions: list[list[Any]], before: list[list[Any]], size: int
 ) -> tuple[tuple[Any, Any, int, int], ...]:
-    """Ranges of consecutive sessions (in key order) that are new or gained messages."""
-    known = {json.dumps(key): count for key, count in before}
-    total = sum(count for _, count in sessions) or 1
+    """Ranges of consecutive sessions (in key order) that are new or whose row (message
+    count, last message) differs from the last run's."""
+    known = {json.dumps(key): rest for key, *rest in before}
+    total = sum(count for _, count, *_ in sessions) or 1
     ranges: list[tuple[Any, Any, int, int]] = []
     start: int | None = None
-    for number, (key, count) in enumerate([*sessions, [None, None]]):
-        changed = key is not None and known.get(json.dumps(key)) != count
+    for number, (key, *rest) in enumerate([*sessions, [None]]):
+        changed = key is not None and known.get(json.dumps(key)) != rest
         if changed and start is None:
             start = number
         elif not changed and start is not None:
             chosen = sessions[start:number]
-            share = size * sum(messages for _, messages in chosen) // total
+            share = size * sum(messages for _, messages, *_ in chosen) // total
             ranges.append((chosen[0][0], chosen[-1][0], start, share))
             start = None
     return tuple(ranges)

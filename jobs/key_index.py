@@ -5,24 +5,46 @@ little-endian uint64, sorted ascending and unique, and ``<name>.fence``, every
 ``FENCE_STEP``-th key (the first key of each 4 KiB page of ``.keys``). Opening a
 segment reads only its fence into memory (3 MB for 200 million keys) and maps its keys
 read-only. A lookup finds each needle's page in the fence, then bisects inside that
-one page, so it touches one page of the keys file per needle and segment; the touched
-pages are then dropped from the process's resident set with ``MADV_DONTNEED`` (they
-stay in the page cache for the next batch).
+one page (9 vectorized gathers), so it reads one page of the keys file per needle.
 
 Segments are kept newest last, each less than half the size of the one before it
 (``KeyIndex._merge_tail``), so that a lookup searches O(log n) segments and each key
 is rewritten O(log n) times. Merges stream both inputs in chunks of ``MERGE_CHUNK``
 keys: memory does not grow with the segments.
 
-Measured on this machine (2 CPUs, kernel 6.18, keys files in the page cache), probing
-batches of 30,000 needles (half present, half random) in a fresh process; the growth
-is ``ru_maxrss`` after the 30 batches minus before, which includes the mapped pages:
+Mapped pages count in the process's RSS, and the kernel maps a whole page-cache folio
+on a fault: a file just written sits in 2 MB folios, so one needle maps 2 MB, and a
+batch of 30,000 random needles maps the whole file (+380 MB on a 50 M-key segment,
++1.5 GB on 200 M) before any ``MADV_DONTNEED`` at the end of the batch could drop it.
+So the needles (sorted) are looked up a ``PROBE_WINDOW`` of the keys file at a time,
+and each window's pages are dropped from the resident set before the next (they stay
+in the page cache): the extra RSS is the window. The cost is numpy's per-call overhead
+for each window, and the faults again at every batch. Measured on this machine (2
+CPUs, kernel 6.18, ext4), ``KeyIndex.contains`` on one segment, 30 batches of 30,000
+needles (half present, half random) in a fresh process after one warm-up lookup;
+growth of ``ru_maxrss`` over the 30 batches; segment written just before (2 MB folios):
 
-=========================  =====================  ===============  ==================
-segment                    ``PROBE_CHUNK``        time per batch   peak RSS growth
-=========================  =====================  ===============  ==================
-50 M keys (400 MB)         no chunks, no madvise   see PROBE_CHUNK  see PROBE_CHUNK
-=========================  =====================  ===============  ==================
+==================  ================  ==============  ===============
+segment             ``PROBE_WINDOW``  time per batch  peak RSS growth
+==================  ================  ==============  ===============
+50 M keys, 400 MB   no madvise        11 ms           +380 MB
+50 M keys           2 MiB             19-24 ms        +1.9 MB
+50 M keys           4 MiB             15-19 ms        +3.9 MB
+50 M keys           8 MiB             12-13 ms        +7.9 MB
+50 M keys           16 MiB            11-18 ms        +16 MB
+200 M keys, 1.6 GB  no madvise        13.5 ms         +1,525 MB
+200 M keys          2 MiB             55-58 ms        +2.0 MB
+200 M keys          4 MiB             28-38 ms        +4.0 MB
+200 M keys          8 MiB             24-28 ms        +7.9 MB
+200 M keys          16 MiB            19 ms           +16 MB
+==================  ================  ==============  ===============
+
+Hence 8 MiB. Where the page cache was refilled after the file had been evicted, it
+holds small folios: each fault maps 64 KB around the needle, every needle faults at
+every batch, and a batch on 200 M keys takes 90-105 ms (70 ms of it in the kernel),
+for the same RSS. From a cold cache the first batch takes 1.8 s on 200 M keys (the
+faults' readahead brings in most of the file; with ``MADV_RANDOM`` every batch took
+1.3 s instead, so the mapping keeps the default advice), the next ones ~100 ms.
 """
 
 from __future__ import annotations
@@ -51,12 +73,15 @@ FENCE_SUFFIX = ".fence"
 #: On-disk key type: raw little-endian uint64.
 KEY_DTYPE = np.dtype("<u8")
 _KEY_BYTES = KEY_DTYPE.itemsize
-#: In-memory keys that are spilled to a new segment once reached: 2 M keys, 16 MB. A
-#: ``SeenKeys`` merge holds up to about three times its keys at once, and a spill two
-#: (all runs concatenated, then the runs let go), so the run's keys stay under ~50 MB.
-SPILL_KEYS = 1 << 21
+#: In-memory keys that are spilled to a new segment once reached: 1 M keys, 8 MB. A
+#: ``SeenKeys`` merge holds up to three times its keys at once, and a spill two (the runs
+#: and their concatenation): ~25 MB at most. (Measured over 100 batches of 30,000 keys
+#: on a 200 M-key segment: peak RSS +47 MB with 1 M, +64 MB with 2 M, of which ~20 MB is
+#: the first lookup's own warm-up in numpy and polars.)
+SPILL_KEYS = 1 << 20
 #: Keys read from each input of a merge, and written, at a time: 512 K keys (4 MB), so
-#: that a merge holds some 20 MB whatever the size of its segments.
+#: that a merge holds some 25 MB whatever the size of its segments (merging 50 M keys
+#: with 25 M: 1.3 s, peak RSS +28 MB).
 MERGE_CHUNK = 1 << 19
 #: Bytes of a keys file whose needles are looked up between two ``MADV_DONTNEED``: the
 #: pages of a segment mapped at once (see the table in the module's docstring).
@@ -206,8 +231,6 @@ class _Segment:
         if self.length:
             with self.path.open("rb") as file:
                 self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-            # lookups read one page here and there: no readahead around them
-            self._map.madvise(mmap.MADV_RANDOM)
             self.keys = np.frombuffer(self._map, dtype=KEY_DTYPE)
 
     def contains_sorted(self, needles: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:

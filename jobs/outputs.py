@@ -311,6 +311,13 @@ class Outputs:
         self._quarantine_lock = threading.Lock()
         self._sinks: dict[str, _ParquetSink] = {}
 
+    def scratch_folder(self, name: str) -> Path:
+        """A folder in the run's scratch folder, for its working files; removed with it."""
+        assert self._scratch is not None
+        folder = self._scratch / name
+        folder.mkdir(exist_ok=True)
+        return folder
+
     def parquet_name(self, name: str) -> str:
         """``pairs.parquet``, or the directory ``pairs`` when partitioned."""
         return name if self.partition_by else f"{name}.parquet"

@@ -6,6 +6,7 @@ few running sums cross from one batch to the next.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator
@@ -13,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Full, Queue
+from tempfile import TemporaryDirectory
 from typing import Any, NamedTuple, TypeVar
 
 import polars as pl
@@ -403,8 +405,33 @@ def run(
     ``plan`` (which files, and which part of each, to read) and the dedup index of the
     earlier runs (``seen``: the keys of every pair written before).
     """
+    if seen is not None:
+        return _run(files, rules, outputs, forced_format, batch_bytes, on_batch, sample_size, plan, seen)
+    # the run's own index: on disk past a million keys, in the scratch folder (or a
+    # temporary one for a dry run), so that memory does not grow with the pairs kept
+    with contextlib.ExitStack() as stack:
+        folder = (
+            outputs.scratch_folder("keys")
+            if outputs is not None
+            else Path(stack.enter_context(TemporaryDirectory()))
+        )
+        index = KeyIndex(folder)
+        stack.callback(index.close)
+        return _run(files, rules, outputs, forced_format, batch_bytes, on_batch, sample_size, plan, index)
+
+
+def _run(  # noqa: PLR0917 (run's arguments, passed on)
+    files: list[Path],
+    rules: PairRules,
+    outputs: Outputs | None,
+    forced_format: str | None,
+    batch_bytes: int,
+    on_batch: Callable[[int, int], None] | None,
+    sample_size: int,
+    plan: Plan | None,
+    seen: SeenKeys | KeyIndex,
+) -> tuple[RunStats, list[dict[str, Any]]]:
     stats = RunStats(files_scanned=len(files), rules=asdict(rules) | {"format": forced_format})
-    seen = SeenKeys() if seen is None else seen
     samples: list[dict[str, Any]] = []
 
     def detected() -> Iterator[Detected]:

@@ -83,7 +83,7 @@ class Archive:
         path = self.path(session)
         path.parent.mkdir(parents=True, exist_ok=True)
         if session.family == "state_db":
-            self._write_db(path, session)
+            self._write_db(path, session, appended)
             return
         if session.family == "sharegpt_array":  # a dataset of chats as one JSON array
             chats = [json.loads(line) for seed in session.turns for line in self._lines(session, seed)]
@@ -122,16 +122,20 @@ class Archive:
         ]
 
     @staticmethod
-    def _write_db(path: Path, session: Session) -> None:
+    def _write_db(path: Path, session: Session, appended: int) -> None:
+        """Messages inserted for the ``appended`` last turns, as Hermes adds them; or the
+        database's messages replaced (a rewrite)."""
         fresh = not path.exists()
         with closing(sqlite3.connect(path)) as connection:
             if fresh:
                 connection.executescript(STATE_DB_SCHEMA)
                 connection.execute("INSERT INTO schema_version VALUES (6)")
-            connection.execute("DELETE FROM messages")
-            connection.execute("DELETE FROM sessions")
+            if not appended:
+                connection.execute("DELETE FROM messages")
+                connection.execute("DELETE FROM sessions")
+            first = len(session.turns) - appended if appended else 0
             # two sessions per database, the turns shared out between them
-            for index, seed in enumerate(session.turns):
+            for index, seed in list(enumerate(session.turns))[first:]:
                 key = f"2026010{1 + index % 2}_000000_{session.name[-6:]:0>6}"
                 connection.execute(
                     "INSERT OR IGNORE INTO sessions (id, source, model, started_at)"
@@ -258,7 +262,7 @@ def test_state_db_reads_the_sessions_that_gained_messages(
     assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
     session = archive.sessions[0]
     session.turns += [5]  # index 4: the first of the two sessions
-    archive.write(session)
+    archive.write(session, appended=1)
     assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
     figures = json.loads((out / "stats.json").read_text())
     assert figures["incremental"]["files"]["changed"] == 1

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import mmap
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -12,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jobs import key_index
 from jobs.key_index import FENCE_STEP, KeyIndex, write_segment
 
 KEYS = st.integers(0, 2**64 - 1)
@@ -19,7 +24,7 @@ EDGES = st.sampled_from([0, 1, 2**63, 2**64 - 2, 2**64 - 1])
 BATCHES = st.lists(st.lists(st.one_of(KEYS, st.integers(0, 40), EDGES, st.none()), max_size=30), max_size=25)
 
 
-def series(keys: list[int | None] | range) -> pl.Series:
+def series(keys: Sequence[int | None]) -> pl.Series:
     return pl.Series("dedup_key", keys, dtype=pl.UInt64)
 
 
@@ -139,8 +144,12 @@ def test_a_large_segment_is_not_merged_with_a_much_smaller_one(
     index.close()
 
 
+@pytest.mark.parametrize("window", [key_index.PROBE_WINDOW, mmap.PAGESIZE])
 @pytest.mark.parametrize("length", [0, 1, 2, 511, 512, 513, 1_023, 1_024, 1_025, 5_000])
-def test_segments_are_found_whatever_their_length(tmp_path: Path, length: int) -> None:
+def test_segments_are_found_whatever_their_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, length: int, window: int
+) -> None:
+    monkeypatch.setattr(key_index, "PROBE_WINDOW", window)  # one page: each page its own window
     rng = np.random.default_rng(length)
     keys = np.unique(rng.integers(0, 2**64, size=length, dtype=np.uint64, endpoint=False))
     keys[-1:] = 2**64 - 1
@@ -163,6 +172,31 @@ def test_segments_are_found_whatever_their_length(tmp_path: Path, length: int) -
     index.close()
 
 
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(st.sets(st.one_of(st.integers(0, 300), KEYS), min_size=1, max_size=120), min_size=2, max_size=4),
+    st.integers(1, 9),
+)
+def test_merges_write_the_union_whatever_the_chunks(segments: list[set[int]], chunk: int) -> None:
+    """Overlapping segments merged down to one, read ``chunk`` keys at a time."""
+    segments.sort(key=len, reverse=True)
+    with tempfile.TemporaryDirectory() as temporary, mock.patch.object(key_index, "MERGE_CHUNK", chunk):
+        directory = Path(temporary)
+        names = [write_segment(directory, np.array(sorted(keys), dtype=np.uint64)) for keys in segments[:-1]]
+        # the newest (smallest) comes as the run's keys: its spill merges all of them
+        index = KeyIndex(directory, names, spill_keys=10**6)
+        index.add(series(sorted(segments[-1])))
+        union = sorted(set().union(*segments))
+        merged = index.flush()
+        written = np.fromfile(directory / f"{merged[-1]}.keys", dtype="<u8")
+        if len(merged) == 1:
+            assert written.tolist() == union
+            assert np.fromfile(directory / f"{merged[0]}.fence", dtype="<u8").tolist() == union[::FENCE_STEP]
+        probes = [*union, 301, 2**64 - 1]
+        assert index.contains(series(probes)).to_list() == [key in set(union) for key in probes]
+        index.close()
+
+
 def test_write_segment_refuses_unsorted_or_repeated_keys(tmp_path: Path) -> None:
     for keys in ([1, 3, 2], [1, 2, 2]):
         with pytest.raises(ValueError, match="sorted ascending and unique"):
@@ -172,12 +206,22 @@ def test_write_segment_refuses_unsorted_or_repeated_keys(tmp_path: Path) -> None
     assert not list(tmp_path.iterdir())
 
 
-def test_write_segment_streams_a_memmap(tmp_path: Path) -> None:
-    source = np.memmap(tmp_path / "source", dtype=np.uint64, mode="w+", shape=(1_500_000,))
-    source[:] = np.arange(1_500_000, dtype=np.uint64) * 7
+@pytest.mark.parametrize("mode", ["r", "r+", "c"])
+def test_write_segment_streams_a_memmap(tmp_path: Path, mode: Literal["r", "r+", "c"]) -> None:
+    source = np.memmap(tmp_path / "source", dtype=np.uint64, mode="w+", shape=(1_500_001,))
+    source[:] = np.arange(1_500_001, dtype=np.uint64) * 7
     source.flush()
-    name = write_segment(tmp_path, np.memmap(tmp_path / "source", dtype=np.uint64, mode="r"))
+    del source
+    # from the second key: not at a page's start; across MERGE_CHUNK boundaries
+    mapped = np.memmap(tmp_path / "source", dtype=np.uint64, mode=mode, offset=8)
+    if mode == "c":
+        mapped[-1] += 1  # a change of this process's only: dropping the pages would lose it
+    name = write_segment(tmp_path, mapped[1:])
+    expected = np.arange(2, 1_500_001, dtype=np.uint64) * 7
+    expected[-1] += mode == "c"
+    assert np.array_equal(mapped[1:], expected)
+    assert np.array_equal(np.fromfile(tmp_path / f"{name}.keys", dtype="<u8"), expected)
     index = KeyIndex(tmp_path, [name])
-    wanted = series([0, 7, 8, 7 * 1_499_999, 7 * 1_500_000])
-    assert index.contains(wanted).to_list() == [True, True, False, True, False]
+    wanted = series([7, 14, 15, 7 * 1_499_999, 7 * 1_500_000])
+    assert index.contains(wanted).to_list() == [False, True, False, True, mode != "c"]
     index.close()

@@ -41,7 +41,9 @@ class Reader:
     #: keys lie between the parameters ``:first`` and ``:last`` (``read`` also gets
     #: ``first_conversation``, the number of the first of them)
     query: str | None = None
-    #: for the sqlite layout: every session's ``key`` and its number of ``messages``, in key order
+    #: for the sqlite layout: every session's ``key`` and its number of ``messages``, in key
+    #: order, then what else changes when a session does (an incremental run reads again
+    #: the sessions whose row differs from the last run's)
     sessions_query: str | None = None
     #: records ``read`` cannot decode exactly go to the job's exact (Python) path
     needs_exact: Callable[[pl.Expr], pl.Expr] | None = None

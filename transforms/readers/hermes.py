@@ -64,7 +64,8 @@ WHERE m.session_id BETWEEN :first AND :last
 """
 #: Every session id with its message count, in id order (read from the index alone).
 SESSIONS_QUERY = (
-    "SELECT session_id AS key, COUNT(*) AS messages FROM messages GROUP BY session_id ORDER BY session_id"
+    "SELECT session_id AS key, COUNT(*) AS messages, MAX(rowid) AS last_message FROM messages"
+    " GROUP BY session_id ORDER BY session_id"
 )
 
 #: A context-compaction summary (current and legacy prefixes, and the form merged into
