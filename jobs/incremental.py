@@ -89,18 +89,41 @@ def fingerprints(path: Path, size: int) -> tuple[str, str]:
     ).hexdigest()
 
 
+#: ``_whole_lines`` reads this much at a time.
+COUNT_CHUNK_BYTES = 8 << 20
+
+
+def _line_breaks(data: bytes) -> int:
+    breaks = count_line_ends(data)
+    if b"\r" in data:
+        breaks += data.count(b"\r") - data.count(b"\r\n")
+    return breaks
+
+
 def _whole_lines(path: Path, start: int, stop: int) -> tuple[int, int]:
-    """Where the last whole line in ``[start, stop)`` ends, and how many lines end there
-    (universal newlines, as the readers count them)."""
+    """Where the last whole line in ``[start, stop)`` ends, and how many lines end up to
+    there (universal newlines, as the readers count them), read a chunk at a time."""
+    end, breaks, at = start, 0, start
+    pending = 0  # line breaks after the last \n so far (a lone \r)
+    carry = b""  # a chunk's last \r, which may begin a \r\n
     with path.open("rb") as handle:
         handle.seek(start)
-        data = handle.read(stop - start)
-    end = data.rfind(b"\n") + 1
-    whole = data[:end]
-    breaks = count_line_ends(whole)
-    if b"\r" in whole:
-        breaks += whole.count(b"\r") - whole.count(b"\r\n")
-    return start + end, breaks
+        while at < stop:
+            chunk = handle.read(min(COUNT_CHUNK_BYTES, stop - at))
+            if not chunk:
+                break
+            at += len(chunk)
+            data = carry + chunk
+            carry = b"\r" if data.endswith(b"\r") and at < stop else b""
+            data = data[: len(data) - len(carry)]
+            last = data.rfind(b"\n")
+            if last < 0:
+                pending += _line_breaks(data)
+                continue
+            breaks += pending + _line_breaks(data[: last + 1])
+            pending = _line_breaks(data[last + 1 :])
+            end = at - len(carry) - (len(data) - last - 1)
+    return end, breaks
 
 
 def _session_counts(path: Path, found: Detected) -> list[list[Any]]:

@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from bench.shapes import STATE_DB_SCHEMA
+from jobs import incremental
 from jobs.cli import main
 from jobs.incremental import STATE_DIR, STATE_JSON
+from jobs.lines import universal_newlines
 
 RULES = ("--min-words", "1", "--min-ratio", "0")
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
@@ -400,3 +402,26 @@ def test_compact_merges_the_parts_and_runs_go_on(monkeypatch: pytest.MonkeyPatch
     assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
     assert len(written_ids(out)) == len(ids) + 1
     assert compound(monkeypatch, "compact", str(tmp_path / "archive")) == 2  # no dataset there
+
+
+@given(
+    data=st.binary(max_size=80).map(lambda raw: bytes(b"ab\r\n"[byte % 4] for byte in raw)),
+    chunk=st.integers(1, 9),
+    bounds=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whole_lines_are_counted_as_the_readers_number_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, chunk: int, bounds: tuple[float, float]
+) -> None:
+    """Where an incremental run resumes a file (after its last whole line) and the number
+    its next line gets, whatever the chunks the file is counted in."""
+    monkeypatch.setattr(incremental, "COUNT_CHUNK_BYTES", chunk)
+    start, stop = sorted(int(bound * len(data)) for bound in bounds)
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(data)
+    part = data[start:stop]
+    whole = part[: part.rfind(b"\n") + 1]
+    assert incremental._whole_lines(path, start, stop) == (
+        start + len(whole),
+        universal_newlines(whole).count(b"\n"),
+    )
