@@ -425,3 +425,24 @@ def test_whole_lines_are_counted_as_the_readers_number_them(
         start + len(whole),
         universal_newlines(whole).count(b"\n"),
     )
+
+
+def test_partitioned_dataset_adds_parts_per_partition(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    archive = Archive(tmp_path / "archive")
+    apply(archive, ("new", "sharegpt", 0, [1, 2]), 0)
+    out = tmp_path / "out"
+    options = ("--incremental", "--partition-by", "model", *RULES)
+    for step in range(2):
+        apply(archive, ("grow", "sharegpt", 0, [10 + step]), step + 1)
+        assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), *options) == 0
+    parts = sorted(path.relative_to(out / "pairs").as_posix() for path in (out / "pairs").rglob("*.parquet"))
+    assert parts == ["model=m/part-000001.parquet", "model=m/part-000002.parquet"]
+    pairs = pl.read_parquet(out / "pairs" / "**" / "*.parquet", hive_partitioning=True)
+    assert pairs["model"].unique().to_list() == ["m"]
+    assert pairs.height == len(set(pairs["pair_id"])) == 4
+    assert compound(monkeypatch, "compact", str(out)) == 0
+    merged = pl.read_parquet(out / "pairs" / "**" / "*.parquet", hive_partitioning=True)
+    assert sorted(merged["pair_id"]) == sorted(pairs["pair_id"])
+    assert [path.name for path in (out / "pairs" / "model=m").iterdir()] == ["part-000001-000002.parquet"]
