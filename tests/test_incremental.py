@@ -29,7 +29,7 @@ from jobs.lines import universal_newlines
 RULES = ("--min-words", "1", "--min-ratio", "0")
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
 VOCABULARY = WORDS.split()
-FAMILIES = ("sharegpt", "claude_code", "hermes_session", "state_db", "sharegpt_array")
+FAMILIES = ("sharegpt", "claude_code", "hermes_session", "state_db", "sharegpt_array", "openhands")
 
 
 def compound(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
@@ -76,6 +76,7 @@ class Archive:
             "hermes_session": ".json",
             "state_db": ".db",
             "sharegpt_array": ".json",
+            "openhands": ".json",
         }
         return self.root / session.family / f"{session.name}{suffix[session.family]}"
 
@@ -90,6 +91,17 @@ class Archive:
         if session.family == "sharegpt_array":  # a dataset of chats as one JSON array
             chats = [json.loads(line) for seed in session.turns for line in self._lines(session, seed)]
             path.write_text(json.dumps(chats, indent=2))
+            return
+        if session.family == "openhands":  # one conversation's events as one JSON array
+            events = [
+                {"id": number, "source": source, "action": "message", "args": {"content": content}}
+                for number, (source, content) in enumerate(
+                    (source, content)
+                    for seed in session.turns
+                    for source, content in zip(("user", "agent"), turn(seed), strict=True)
+                )
+            ]
+            path.write_text(json.dumps(events, indent=2))
             return
         if session.family == "hermes_session":
             messages = [
@@ -210,8 +222,8 @@ def test_runs_together_write_what_full_runs_write(
     each step wrote (under growth alone: the last full run's), each written once."""
     base = tmp_path_factory.mktemp("growth")
     archive = Archive(base / "archive")
-    for family in FAMILIES:  # the first run sees every family
-        apply(archive, ("new", family, 0, [1, 2]), len(archive.sessions))
+    for number, family in enumerate(FAMILIES):  # the first run sees every family, each with pairs of its own
+        apply(archive, ("new", family, 0, [50 + 2 * number, 51 + 2 * number]), len(archive.sessions))
     expected: set[str] = set()
     for number, step in enumerate([("grow", "sharegpt", 0, [3]), *steps]):
         if number:
@@ -240,7 +252,7 @@ def test_only_new_lines_and_changed_sessions_are_read(
     assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
     assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
     second = json.loads((out / "stats.json").read_text())["incremental"]
-    assert second["files"] == {"new": 0, "grown": 0, "changed": 0, "unchanged": 5, "deleted": 0}
+    assert second["files"] == {"new": 0, "grown": 0, "changed": 0, "unchanged": 6, "deleted": 0}
     assert second["bytes_read"] == 0
     sharegpt = next(session for session in archive.sessions if session.family == "sharegpt")
     size = archive.path(sharegpt).stat().st_size
@@ -248,7 +260,7 @@ def test_only_new_lines_and_changed_sessions_are_read(
     archive.path(next(session for session in archive.sessions if session.family == "state_db")).unlink()
     assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
     third = json.loads((out / "stats.json").read_text())
-    assert third["incremental"]["files"] == {"new": 0, "grown": 1, "changed": 0, "unchanged": 3, "deleted": 1}
+    assert third["incremental"]["files"] == {"new": 0, "grown": 1, "changed": 0, "unchanged": 4, "deleted": 1}
     assert third["incremental"]["bytes_read"] == archive.path(sharegpt).stat().st_size - size
     assert third["unique_pairs"] == 1
     pairs = pl.read_parquet(out / "pairs" / "part-000003.parquet")
