@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from jobs.discover import Detected, Resume, detect
@@ -154,11 +155,33 @@ def _changed_ranges(
     return tuple(ranges)
 
 
+class Manifest:
+    """The files of the last run's manifest, looked up by path. The rows stay in their
+    frame: an archive of millions of files is a dict of row numbers, not of rows."""
+
+    def __init__(self, frame: pl.DataFrame | None = None) -> None:
+        self.frame = pl.DataFrame(schema=MANIFEST_SCHEMA) if frame is None else frame
+        self._rows = {path: row for row, path in enumerate(self.frame["path"].to_list())}
+        self.seen = np.zeros(self.frame.height, dtype=np.bool_)
+
+    def look_up(self, path: str) -> tuple[int, dict[str, Any]] | None:
+        """The file's row number and row, marked as seen; None for a file it does not list."""
+        row = self._rows.get(path)
+        if row is None:
+            return None
+        self.seen[row] = True
+        return row, self.frame.row(row, named=True)
+
+    def unseen(self) -> pl.Series:
+        """The paths no ``look_up`` asked for: files the archive no longer holds."""
+        return self.frame["path"].filter(pl.Series(~self.seen))
+
+
 @dataclass
 class Plan:
     """What an incremental run reads, decided file by file as the run lists them."""
 
-    previous: dict[str, dict[str, Any]]
+    previous: Manifest
     forced_format: str | None = None
     #: when the previous run began listing files: a file modified since may have changed
     #: again within the same mtime tick, and is never taken for unchanged ("racy")
@@ -170,13 +193,16 @@ class Plan:
     )
     bytes_planned: int = 0
     bytes_in_archive: int = 0
-    seen: set[str] = field(default_factory=set)
+    #: rows of the previous manifest that carry over (files unchanged)
+    unchanged_rows: list[int] = field(default_factory=list)
 
     def _change(self, path: Path, size: int, mtime_ns: int) -> tuple[Change, dict[str, Any] | None]:
-        before = self.previous.get(str(path))
-        if before is None:
+        found = self.previous.look_up(str(path))
+        if found is None:
             return "new", None
+        row, before = found
         if before["size"] == size and before["mtime_ns"] == mtime_ns and mtime_ns < self.racy_after_ns:
+            self.unchanged_rows.append(row)
             return "unchanged", before
         # the same size with another mtime is a rewrite (or a touch): read again
         if size > before["size"] and fingerprints(path, before["size"]) == (before["head"], before["tail"]):
@@ -186,7 +212,6 @@ class Plan:
     def plan(self, path: Path) -> Detected | None:
         """The file as the run reads it, or None when it is unchanged (not read at all)."""
         key = str(path)
-        self.seen.add(key)
         try:
             stat = path.stat()
         except OSError:
@@ -195,8 +220,6 @@ class Plan:
         change, before = self._change(path, stat.st_size, stat.st_mtime_ns)
         self.changes[change] += 1
         if change == "unchanged":
-            assert before is not None
-            self.records.append({**before, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
             return None
         found = detect(path, self.forced_format)
         head, tail = fingerprints(path, stat.st_size)
@@ -238,18 +261,16 @@ class Plan:
             found.path, found.reader, found.compression, found.unrecognized, found.damaged, resume
         )
 
-    def deleted(self) -> list[str]:
-        """The files of the previous manifest that the archive no longer holds."""
-        return [path for path in self.previous if path not in self.seen]
-
     def manifest(self) -> pl.DataFrame:
-        return pl.DataFrame(self.records, schema=MANIFEST_SCHEMA, orient="row")
+        """This run's manifest: the unchanged files' rows, and those of the files it read."""
+        kept = self.previous.frame[self.unchanged_rows]
+        return pl.concat([kept, pl.DataFrame(self.records, schema=MANIFEST_SCHEMA, orient="row")])
 
     def figures(self) -> dict[str, Any]:
-        deleted = self.deleted()
+        deleted = self.previous.unseen()
         return {
-            "files": {**self.changes, "deleted": len(deleted)},
-            "deleted_files": deleted[:LISTED_DELETED],
+            "files": {**self.changes, "deleted": deleted.len()},
+            "deleted_files": deleted.head(LISTED_DELETED).to_list(),
             "bytes_read": self.bytes_planned,
             "bytes_in_archive": self.bytes_in_archive,
         }
@@ -303,11 +324,10 @@ class State:
             return []
         return [option for name, option in RULE_OPTIONS.items() if self.rules.get(name) != rules.get(name)]
 
-    def previous_files(self) -> dict[str, dict[str, Any]]:
+    def previous_files(self) -> Manifest:
         if self.manifest is None:
-            return {}
-        frame = pl.read_parquet(self.folder / self.manifest)
-        return {row["path"]: row for row in frame.iter_rows(named=True)}
+            return Manifest()
+        return Manifest(pl.read_parquet(self.folder / self.manifest))
 
     def save(self, rules: dict[str, Any]) -> None:
         """Commit: ``state.json`` replaced in one rename, made durable."""
