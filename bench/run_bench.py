@@ -32,6 +32,18 @@ The suite (the default, and ``make bench``) measures every target of the issue i
    - a Hermes state.db: the sessions of ``--mb 640 --files 20 --seed 13`` as a SQLite
      database with the Hermes schema and its FTS5 table, and that JSONL: compound on both.
    ``--shapes-only`` runs these alone. bench/README.md describes them.
+5. the incremental targets (``compound pairs --incremental``), built by
+   ``bench/incremental_archive.py`` and cached beside the archives, ``--runs`` rounds:
+   - a working copy of the clean 1 GB archive (``<archive folder>-incremental/data``),
+     grown by 1% (the files of ``--mb 10 --files 20 --seed 12``: half copied in as new
+     files, half appended to ten existing ones); each round puts it and the dataset back
+     as they were after a first incremental run, grows it, then times the incremental
+     run, a run with nothing new, and a full run (no ``--incremental``) of the same
+     archive, and checks that the dataset's parts hold the full run's pairs;
+   - a dedup index preloaded with 200 M random keys (one segment, ``index-200m-seed23``):
+     the 1 GB archive into a dataset whose index lists it, alternating with one whose
+     index is empty.
+   ``--incremental-only`` runs these alone.
 
 It ends with one targets table (target, measured figure, limit, PASS/FAIL, or ``report``
 for a figure without a limit), also written to ``<cache>/results.json``. A missed target
@@ -51,15 +63,17 @@ Usage:
     make bench BENCH_ARGS="--mb 20 --runs 1"                # the same
     uv run python bench/run_bench.py --compound-args="--parquet-compression lz4"   # the suite, lz4 Parquet
     uv run python bench/run_bench.py --shapes-only          # the archive shapes only
+    uv run python bench/run_bench.py --incremental-only     # the incremental targets only
 
 ``--suite-scale F`` (not in ``--help``) multiplies the suite's archive sizes by ``F``, to
 test the harness itself in seconds (``--suite-scale 0.01``: 10, 20 and 40 MB, shapes of
-3 to 6 MB); its figures are not the issue's targets.
+3 to 6 MB, an index of 2 M keys); its figures are not the issue's targets.
 
 Exit status: 0 when every parity check passed (whether or not the targets were met), 1 on
-a parity mismatch (pairs unlike the reference's, or a JSON array whose pairs differ in
-number from those of the same sessions as JSONL), 2 when an argument is bad or the
-reference, compound or the generator fails.
+a parity mismatch (pairs unlike the reference's, a JSON array whose pairs differ in
+number from those of the same sessions as JSONL, an incremental dataset whose parts do
+not hold the full run's pairs, or a preloaded index that changed the pairs written), 2
+when an argument is bad or the reference, compound or the generator fails.
 """
 
 from __future__ import annotations
@@ -82,7 +96,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.incremental_archive import Growth
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -141,7 +158,7 @@ class BenchError(Exception):
 class ArchiveSpec:
     """The generator's parameters for one archive; they also name its cache folder."""
 
-    mb: int
+    mb: float  # an int but for the incremental targets' small growth archives
     files: int
     seed: int
     bad_share: float
@@ -151,7 +168,9 @@ class ArchiveSpec:
 
     @property
     def folder_name(self) -> str:
-        name = f"mb{self.mb}-files{self.files}-seed{self.seed}-bad{self.bad_share:g}-gzip{self.gzip_share:g}"
+        name = (
+            f"mb{self.mb:g}-files{self.files}-seed{self.seed}-bad{self.bad_share:g}-gzip{self.gzip_share:g}"
+        )
         return f"{name}-{self.shape}" if self.shape else name
 
     def shaped(self, shape: str) -> ArchiveSpec:
@@ -160,7 +179,7 @@ class ArchiveSpec:
 
     def generator_options(self) -> list[str]:
         return [
-            f"--mb={self.mb}",
+            f"--mb={self.mb:g}",
             f"--files={self.files}",
             f"--seed={self.seed}",
             f"--bad-share={self.bad_share}",
@@ -685,6 +704,8 @@ class SuiteResults:
     array_jsonl: ArchiveResult | None = None
     state_db: ArchiveResult | None = None
     state_db_jsonl: ArchiveResult | None = None
+    #: the incremental targets (not an archive's runs: the runs of a dataset that grows)
+    incremental: IncrementalRuns | None = None
 
     def archives(self) -> list[ArchiveResult]:
         found = [self.clean, self.bad, self.unscrubbed, self.gzip, *self.rss, *self.shapes()]
@@ -892,12 +913,18 @@ def print_targets(
     compound_options: Sequence[str] = (),
     *,
     shapes_only: bool = False,
+    incremental_only: bool = False,
 ) -> None:
     name_width = max(len("target"), *(len(target.name) for target in targets))
     measured_width = max(len("measured"), *(len(target.measured) for target in targets))
     limit_width = max(len("limit"), *(len(target.limit) for target in targets))
     header = f"== targets: median of {runs} alternating run{'s' if runs > 1 else ''}"
-    header += " on the archive shapes only (--shapes-only)" if shapes_only else f" at {sizes.mb} MB"
+    if shapes_only:
+        header += " on the archive shapes only (--shapes-only)"
+    elif incremental_only:
+        header += f" of the incremental targets only (--incremental-only) at {sizes.mb} MB"
+    else:
+        header += f" at {sizes.mb} MB"
     if sizes.scale != 1:
         header += f"; SCALED SUITE (--suite-scale {sizes.scale:g}): not the issue's figures"
     if compound_options:
@@ -925,12 +952,19 @@ def print_targets(
         lines.append(f"all {len(limited)} measured targets met.")
     if unmeasured:
         lines.append(f"not measured: {'; '.join(unmeasured)}.")
-    if not shapes_only:
+    if not (shapes_only or incremental_only):
         lines.append(f"gzip: no speedup or parity, the reference is not run there ({REFERENCE_JSONL_ONLY}).")
-    lines.append(
-        f"shapes: {runs} alternating round{'s' if runs > 1 else ''} each (--runs); the JSON array and "
-        "the state.db are timed against the JSONL they were built from; see bench/README.md."
-    )
+    if not incremental_only:
+        lines.append(
+            f"shapes: {runs} alternating round{'s' if runs > 1 else ''} each (--runs); the JSON array and "
+            "the state.db are timed against the JSONL they were built from; see bench/README.md."
+        )
+    if not shapes_only:
+        lines.append(
+            f"incremental: {runs} round{'s' if runs > 1 else ''} (--runs), each the archive grown again "
+            "from the first run's dataset; the index's runs alternate with an empty index's; "
+            "see bench/README.md."
+        )
     print("\n".join(lines), flush=True)
 
 
@@ -963,6 +997,7 @@ def write_results(
     targets: Sequence[Target] | None = None,
     *,
     compound_options: Sequence[str] = (),
+    incremental: dict[str, Any] | None = None,
 ) -> None:
     document = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -980,6 +1015,7 @@ def write_results(
         "rss_budget_mib": RSS_BUDGET_MIB,
         "targets": None if targets is None else [asdict(target) for target in targets],
         "archives": [result.as_dict() for result in results],
+        "incremental": incremental,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
 
@@ -1015,8 +1051,8 @@ ARCHIVE_OPTIONS = {"files": "--files", "bad_share": "--bad-share", "gzip_share":
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark `compound pairs` against the reference pair harvester. Without --mb: "
-        "the suite (clean, bad-share and gzip 1 GB archives, 2 and 4 GB for RSS) and its targets "
-        "table; with --mb: the given archives only."
+        "the suite (clean, bad-share and gzip 1 GB archives, 2 and 4 GB for RSS, the archive shapes, "
+        "the incremental targets) and its targets table; with --mb: the given archives only."
     )
     parser.add_argument(
         "--mb",
@@ -1076,6 +1112,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="in the suite, bench only the archive shapes (many small files, one JSON array, a "
         "Hermes state.db), not the issue's 1/2/4 GB archives",
     )
+    parser.add_argument(
+        "--incremental-only",
+        action="store_true",
+        help="in the suite, bench only the incremental targets (the 1 GB archive grown by 1%%, "
+        "then unchanged; a dedup index preloaded with 200 M keys)",
+    )
     # Scales the suite's archive sizes, to test this script in seconds.
     parser.add_argument("--suite-scale", type=positive_float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1087,8 +1129,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             )
     elif args.suite_scale is not None:
         parser.error("--suite-scale only applies to the suite, not with --mb")
-    elif args.shapes_only:
-        parser.error("--shapes-only only applies to the suite, not with --mb")
+    elif args.shapes_only or args.incremental_only:
+        parser.error("--shapes-only and --incremental-only only apply to the suite, not with --mb")
+    if args.shapes_only and args.incremental_only:
+        parser.error("--shapes-only and --incremental-only: one or the other")
     return args
 
 
@@ -1349,6 +1393,565 @@ def bench_shapes(
     )
 
 
+# --- the incremental targets ------------------------------------------------------------
+
+# At --suite-scale 1. bench/incremental_archive.py builds the archives from the generator's
+# output. The content added to the 1 GB archive: this share of it, generated (with the
+# archive's seed + 1) into INCREMENTAL_GROWTH_FILES files, every other one copied in as a
+# new file, the others appended to INCREMENTAL_GROWN_FILES existing files.
+INCREMENTAL_GROWTH_SHARE = 0.01
+INCREMENTAL_GROWTH_FILES = 20
+INCREMENTAL_GROWN_FILES = 10
+MAX_INCREMENTAL_OVER_FULL = 0.10
+MAX_INCREMENTAL_BYTES_SHARE = 0.02
+#: An incremental run with nothing new: at most this plus the time to stat the archive's files.
+MAX_NOTHING_NEW_S = 1.0
+#: The stat of the archive's files is timed this many times a round; the figure is the median.
+STAT_REPEATS = 5
+#: Between growing the archive and the incremental run: more than the job's 2 s "racy"
+#: margin (a file modified that close before the previous run began is read again), so
+#: that the run with nothing new, after it, takes every file for unchanged.
+RACY_SLEEP_S = 2.1
+#: The preloaded dedup index: random keys, a 500 GB archive's worth (at least
+#: MIN_PRELOAD_KEYS at any --suite-scale).
+PRELOAD_KEYS = 200_000_000
+MIN_PRELOAD_KEYS = 1_000_000
+PRELOAD_SEED = 23
+MAX_PRELOAD_SLOWDOWN = 1.20
+#: The archive of the first run into the preloaded-index datasets: one small generated
+#: file, away from the 1 GB archive's path.
+TINY_MB, TINY_SEED = 0.2, 5
+#: The working copy of the 1 GB archive: ``<archive folder>-incremental/data``.
+INCREMENTAL_SHAPE = "incremental"
+STATS_JSON = "stats.json"
+INCREMENTAL_LABEL, INDEX_LABEL = "grown 1%", "index"
+
+
+@dataclass(frozen=True)
+class IncrementalSpecs:
+    """The archives and the index of the incremental targets."""
+
+    scale: float
+    archive: ArchiveSpec  # the clean 1 GB archive
+    growth: ArchiveSpec  # gen_archive.py output: what the archive grows by
+    grown_files: int  # existing files appended to
+    tiny: ArchiveSpec  # the first run of the preloaded-index datasets
+    preload_keys: int
+    preload_seed: int
+
+    @classmethod
+    def of(cls, sizes: SuiteSizes, seed: int) -> IncrementalSpecs:
+        archive = clean_spec(sizes.mb, seed)
+        growth_mb = round(archive.mb * INCREMENTAL_GROWTH_SHARE, 6)
+        return cls(
+            scale=sizes.scale,
+            archive=archive,
+            growth=ArchiveSpec(growth_mb, INCREMENTAL_GROWTH_FILES, seed + 1, 0.0, 0.0),
+            grown_files=INCREMENTAL_GROWN_FILES,
+            tiny=ArchiveSpec(TINY_MB, 1, TINY_SEED, 0.0, 0.0),
+            preload_keys=max(MIN_PRELOAD_KEYS, round(PRELOAD_KEYS * sizes.scale)),
+            preload_seed=PRELOAD_SEED,
+        )
+
+    @property
+    def index_folder_name(self) -> str:
+        return f"index-{self.preload_keys / 1e6:g}m-seed{self.preload_seed}"
+
+    @property
+    def keys_label(self) -> str:
+        return f"{self.preload_keys / 1e6:g}M keys"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"index_folder": self.index_folder_name}
+
+
+@dataclass(frozen=True)
+class IncrementalFolders:
+    """Where the incremental targets' archives and index are."""
+
+    source: Path  # the generated archive, never modified
+    copy: Path  # its working copy, which grows
+    files: list[Path]  # the archive's session files, relative, in reading order
+    growth: Growth
+    tiny: Path
+    segments: Path  # the folder of the preloaded segment
+    segment: str
+
+
+def ensure_incremental(specs: IncrementalSpecs, cache: Path, generator: Path) -> IncrementalFolders:
+    """The archives and the index of the incremental targets, generated and copied unless cached."""
+    from bench import incremental_archive  # noqa: PLC0415 - kept out of the parse-floor child's start
+
+    source = ensure_archive(specs.archive, cache, generator)
+    growth_folder = ensure_archive(specs.growth, cache, generator)
+    tiny = ensure_archive(specs.tiny, cache, generator)
+    files = incremental_archive.session_files(source)
+    growth = incremental_archive.plan_growth(
+        files,
+        [growth_folder / path for path in incremental_archive.session_files(growth_folder)],
+        grown_files=specs.grown_files,
+        first_number=specs.archive.files,
+    )
+    copy_folder = cache / specs.archive.shaped(INCREMENTAL_SHAPE).folder_name
+    copy = copy_folder / SHAPE_DATA
+    marker = copy_folder / GENERATED_MARKER
+    started = time.perf_counter()
+    if not marker.is_file():
+        if copy_folder.exists():
+            shutil.rmtree(copy_folder)  # a copy that never finished
+        print(f"copying {source} to {copy} ...", flush=True)
+    # every round puts the working copy back as generated; so does this, after a bench
+    # that stopped in the middle of a round
+    copied = incremental_archive.sync_working_copy(source, copy, files, growth.grown)
+    if marker.is_file():
+        print(f"archive {copy} (cached; {copied} files copied again)", flush=True)
+    else:
+        seconds = time.perf_counter() - started
+        summary = {**asdict(specs.archive), "source": str(source), "files": len(files), "seconds": seconds}
+        marker.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"copied in {seconds:.1f} s", flush=True)
+    segments, segment = ensure_key_segment(specs, cache)
+    return IncrementalFolders(source, copy, files, growth, tiny, segments, segment)
+
+
+def ensure_key_segment(specs: IncrementalSpecs, cache: Path) -> tuple[Path, str]:
+    """The folder and the name of the preloaded index's segment, written unless cached."""
+    from bench import incremental_archive  # noqa: PLC0415
+
+    folder = cache / specs.index_folder_name
+    marker = folder / GENERATED_MARKER
+    if marker.is_file():
+        name = str(json.loads(marker.read_text())["segment"])
+        print(f"index segment {folder / name} (cached)", flush=True)
+        return folder, name
+    if folder.exists():
+        shutil.rmtree(folder)  # a segment that never finished
+    print(f"writing {specs.preload_keys:,} random keys into {folder} ...", flush=True)
+    started = time.perf_counter()
+    name = incremental_archive.write_random_segment(folder, specs.preload_keys, specs.preload_seed)
+    seconds = time.perf_counter() - started
+    size = sum(path.stat().st_size for path in folder.glob(f"{name}.*"))
+    summary = {"keys": specs.preload_keys, "seed": specs.preload_seed, "segment": name, "bytes": size}
+    marker.write_text(json.dumps(summary | {"seconds": round(seconds, 1)}, indent=2) + "\n")
+    print(f"written in {seconds:.1f} s ({size / 1e6:,.0f} MB)", flush=True)
+    return folder, name
+
+
+@dataclass(frozen=True)
+class PairIdParity:
+    """The pair ids of an incremental dataset's parts against a full run's."""
+
+    parts_pairs: int  # rows over the dataset's parts
+    full_pairs: int  # rows of the full run's pairs.parquet
+    only_in_parts: int  # distinct ids
+    only_in_full: int
+
+    @property
+    def matches(self) -> bool:
+        return self.parts_pairs == self.full_pairs and not self.only_in_parts and not self.only_in_full
+
+    def describe(self) -> str:
+        if self.matches:
+            return f"pair ids: OK, the parts hold the full run's {self.full_pairs:,} pairs"
+        return (
+            f"pair ids: MISMATCH (parts {self.parts_pairs:,} pairs, full run {self.full_pairs:,}; "
+            f"{self.only_in_parts:,} ids only in the parts, {self.only_in_full:,} only in the full run)"
+        )
+
+
+def compare_pair_ids(dataset: Path, full: Path) -> PairIdParity:
+    from bench import incremental_archive  # noqa: PLC0415
+
+    parts = incremental_archive.pair_ids(incremental_archive.parquet_files(dataset / "pairs"))
+    whole = incremental_archive.pair_ids(incremental_archive.parquet_files(full / "pairs.parquet"))
+    part_ids, whole_ids = set(parts.to_list()), set(whole.to_list())
+    return PairIdParity(len(parts), len(whole), len(part_ids - whole_ids), len(whole_ids - part_ids))
+
+
+def read_stats(out_dir: Path) -> dict[str, Any]:
+    stats: dict[str, Any] = json.loads((out_dir / STATS_JSON).read_text())
+    return stats
+
+
+@dataclass
+class IncrementalRuns:
+    """The incremental targets' runs, round by round, in a scratch folder.
+
+    Each round: the working copy and the dataset put back as they were after the first
+    incremental run, the growth applied, ``RACY_SLEEP_S`` slept; then the incremental run,
+    the stat of the archive's files, an incremental run with nothing new, and a full run
+    (no ``--incremental``, a fresh folder) on the same grown archive; then, for the
+    index, an incremental run on the 1 GB archive into a dataset whose index holds the
+    preloaded segment, and one into a dataset with an empty index.
+    """
+
+    specs: IncrementalSpecs
+    folders: IncrementalFolders
+    work: Path
+    runs: int
+    options: tuple[str, ...]  # --compound-args
+    first_run: list[Sample] = field(default_factory=list)
+    incremental: list[Sample] = field(default_factory=list)
+    nothing_new: list[Sample] = field(default_factory=list)
+    full: list[Sample] = field(default_factory=list)
+    stat_s: list[float] = field(default_factory=list)  # medians of each round's repeats
+    stat_files: int = 0
+    figures: list[dict[str, Any]] = field(default_factory=list)  # stats.json "incremental"
+    nothing_new_figures: list[dict[str, Any]] = field(default_factory=list)
+    parity: PairIdParity | None = None  # first round
+    preloaded: list[Sample] = field(default_factory=list)
+    empty: list[Sample] = field(default_factory=list)
+    preloaded_pairs: list[int] = field(default_factory=list)
+    empty_pairs: list[int] = field(default_factory=list)
+    preloaded_figures: list[dict[str, Any]] = field(default_factory=list)
+    preloaded_segments: list[list[str]] = field(default_factory=list)  # state.json's, after
+
+    @property
+    def incremental_options(self) -> tuple[str, ...]:
+        return (*self.options, "--incremental")
+
+    @property
+    def first_dataset(self) -> Path:
+        return self.work / "first-run"
+
+    def prepare(self) -> None:
+        """Warm the page cache, then make the dataset of the first incremental run (timed,
+        reported): every file new to it."""
+        from bench import incremental_archive  # noqa: PLC0415
+
+        folders = self.folders
+        warm_page_cache(
+            [
+                *(folders.copy / path for path in folders.files),
+                *(source for source, _ in (*folders.growth.new_files, *folders.growth.appends)),
+                *(folders.source / path for path in folders.files),
+                *reference_files(folders.tiny),
+                folders.segments / f"{folders.segment}.keys",
+            ]
+        )
+        incremental_archive.wait_until_settled(folders.copy, RACY_SLEEP_S)
+        command = compound_command(folders.copy, self.first_dataset, self.incremental_options)
+        self.time_program(0, INCREMENTAL_LABEL, "first run", self.first_run, command)
+
+    def time_program(
+        self, run: int, label: str, name: str, samples: list[Sample], command: list[str]
+    ) -> None:
+        sample = run_required(f"compound ({label}, {name})", command, self.work / "compound.stderr")
+        samples.append(sample)
+        print(
+            f"  run {run + 1}/{self.runs}  {label:<16} {name:<12} "
+            f"{sample.wall_s:9.2f} s  {sample.peak_rss_mib:9.1f} MiB",
+            flush=True,
+        )
+
+    def run_round(self, run: int) -> None:
+        self.grown_round(run)
+        self.index_round(run)
+
+    def grown_round(self, run: int) -> None:
+        """The incremental run on the grown archive, the one with nothing new, the full run."""
+        from bench import incremental_archive  # noqa: PLC0415
+
+        folders = self.folders
+        incremental_archive.sync_working_copy(
+            folders.source, folders.copy, folders.files, folders.growth.grown
+        )
+        dataset = self.work / "dataset"
+        shutil.rmtree(dataset, ignore_errors=True)
+        shutil.copytree(self.first_dataset, dataset, symlinks=True)
+        incremental_archive.apply_growth(folders.copy, folders.growth)
+        time.sleep(RACY_SLEEP_S)
+        command = compound_command(folders.copy, dataset, self.incremental_options)
+        self.time_program(run, INCREMENTAL_LABEL, "incremental", self.incremental, command)
+        self.figures.append(read_stats(dataset)["incremental"])
+        stats = [incremental_archive.stat_files(folders.copy) for _ in range(STAT_REPEATS)]
+        self.stat_s.append(statistics.median(seconds for seconds, _ in stats))
+        self.stat_files = stats[0][1]
+        self.time_program(run, INCREMENTAL_LABEL, "nothing new", self.nothing_new, command)
+        self.nothing_new_figures.append(read_stats(dataset)["incremental"])
+        full = self.work / f"full-{run}"
+        command = compound_command(folders.copy, full, self.options)
+        self.time_program(run, INCREMENTAL_LABEL, "full run", self.full, command)
+        if self.parity is None:
+            self.parity = compare_pair_ids(dataset, full)
+            print(f"  {self.parity.describe()}", flush=True)
+        shutil.rmtree(full, ignore_errors=True)
+        shutil.rmtree(dataset, ignore_errors=True)
+
+    def index_round(self, run: int) -> None:
+        """The 1 GB archive into a dataset with the preloaded index, then with an empty one;
+        both datasets made by a first run on the tiny archive."""
+        from bench import incremental_archive  # noqa: PLC0415
+
+        folders = self.folders
+        for name, samples, pairs in (
+            ("preloaded", self.preloaded, self.preloaded_pairs),
+            ("empty index", self.empty, self.empty_pairs),
+        ):
+            dataset = self.work / f"index-{name.replace(' ', '-')}"
+            shutil.rmtree(dataset, ignore_errors=True)
+            command = compound_command(folders.tiny, dataset, self.incremental_options)
+            run_required(f"compound ({name}: the tiny first run)", command, self.work / "tiny.stderr")
+            if samples is self.preloaded:
+                incremental_archive.preload_segment(dataset, folders.segments, folders.segment)
+            command = compound_command(folders.source, dataset, self.incremental_options)
+            self.time_program(run, INDEX_LABEL, name, samples, command)
+            stats = read_stats(dataset)
+            pairs.append(int(stats["unique_pairs"]))
+            if samples is self.preloaded:
+                self.preloaded_figures.append(stats["incremental"])
+                state = json.loads((dataset / ".incremental" / "state.json").read_text())
+                self.preloaded_segments.append(list(state["segments"]))
+            shutil.rmtree(dataset, ignore_errors=True)
+
+    # --- figures
+
+    def over_full(self) -> float:
+        return Timings(self.incremental).median_wall_s / Timings(self.full).median_wall_s
+
+    def bytes_share(self) -> float:
+        shares = [figures["bytes_read"] / figures["bytes_in_archive"] for figures in self.figures]
+        return float(statistics.median(shares))
+
+    def nothing_new_limit_s(self) -> float:
+        return MAX_NOTHING_NEW_S + statistics.median(self.stat_s)
+
+    def nothing_new_failures(self) -> list[str]:
+        """Rounds whose run with nothing new read something or took a file for changed."""
+        failures = []
+        for run, figures in enumerate(self.nothing_new_figures, start=1):
+            files = figures["files"]
+            unchanged = files["unchanged"] == self.stat_files and not figures["bytes_read"]
+            others = {change: count for change, count in files.items() if change != "unchanged" and count}
+            if not unchanged or others:
+                failures.append(
+                    f"round {run}: {files['unchanged']}/{self.stat_files} unchanged, "
+                    f"{figures['bytes_read']:,} B read{', ' if others else ''}"
+                    + ", ".join(f"{count} {change}" for change, count in others.items())
+                )
+        return failures
+
+    def index_ratio(self) -> float:
+        return Timings(self.preloaded).median_wall_s / Timings(self.empty).median_wall_s
+
+    def pairs_mismatch(self) -> bool:
+        return self.preloaded_pairs != self.empty_pairs
+
+    def as_dict(self) -> dict[str, Any]:
+        growth = self.folders.growth
+        return {
+            "archive": str(self.folders.copy),
+            "source": str(self.folders.source),
+            "growth": growth.as_dict(),
+            "first_incremental_run": Timings(self.first_run).as_dict(),
+            "incremental": Timings(self.incremental).as_dict(),
+            "full": Timings(self.full).as_dict(),
+            "incremental_over_full": round(self.over_full(), 4),
+            "incremental_figures": self.figures,
+            "bytes_read_share": round(self.bytes_share(), 5),
+            "parity": None if self.parity is None else asdict(self.parity) | {"matches": self.parity.matches},
+            "nothing_new": Timings(self.nothing_new).as_dict(),
+            "nothing_new_figures": self.nothing_new_figures,
+            "stat": {
+                "how": "in the bench's process: os.scandir walk, DirEntry.stat of every file, "
+                f"median of {STAT_REPEATS} a round",
+                "files": self.stat_files,
+                "seconds": [round(seconds, 6) for seconds in self.stat_s],
+            },
+            "nothing_new_limit_s": round(self.nothing_new_limit_s(), 4),
+            "index": {
+                "segment": str(self.folders.segments / self.folders.segment),
+                "keys": self.specs.preload_keys,
+                "preloaded": Timings(self.preloaded).as_dict(),
+                "empty": Timings(self.empty).as_dict(),
+                "preloaded_over_empty": round(self.index_ratio(), 4),
+                "pairs_preloaded": self.preloaded_pairs,
+                "pairs_empty": self.empty_pairs,
+                "preloaded_figures": self.preloaded_figures,
+                "segments_after": self.preloaded_segments,
+            },
+        }
+
+
+def bench_incremental(
+    args: argparse.Namespace, specs: IncrementalSpecs, folders: IncrementalFolders, work: Path
+) -> IncrementalRuns:
+    """The incremental targets' runs, ``--runs`` alternating rounds, then reported."""
+    print(
+        f"\n-- incremental: {specs.archive.mb:g} MB grown by {INCREMENTAL_GROWTH_SHARE:.0%} (incremental, "
+        f"nothing new, full run) and the index preloaded with {specs.keys_label} (preloaded, empty), "
+        f"{args.runs} alternating round{'s' if args.runs > 1 else ''}",
+        flush=True,
+    )
+    (work / INCREMENTAL_SHAPE).mkdir()
+    runs = IncrementalRuns(specs, folders, work / INCREMENTAL_SHAPE, args.runs, tuple(args.compound_args))
+    runs.prepare()
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"round {run + 1}/{args.runs}", flush=True)
+        runs.run_round(run)
+    print_incremental_report(runs)
+    return runs
+
+
+def print_incremental_report(runs: IncrementalRuns) -> None:
+    specs, growth, figures = runs.specs, runs.folders.growth, runs.figures[0]
+    rounds = len(runs.incremental)
+    files = ", ".join(f"{count} {change}" for change, count in figures["files"].items())
+    failures = runs.nothing_new_failures()
+    lines = [
+        "",
+        f"== incremental: {specs.archive.folder_name} grown by {growth.bytes() / 1e6:,.1f} MB "
+        f"({len(growth.new_files)} new files, {len(growth.grown)} files appended to), "
+        f"median of {rounds} run{'s' if rounds > 1 else ''} ==",
+        f"{'program':<24} {'wall s':>10} {'peak RSS MiB':>14}",
+    ]
+    for name, samples in (
+        ("first incremental run", runs.first_run),
+        ("incremental run", runs.incremental),
+        ("nothing new", runs.nothing_new),
+        ("full run", runs.full),
+        (f"preloaded {specs.keys_label}", runs.preloaded),
+        ("empty index", runs.empty),
+    ):
+        timings = Timings(samples)
+        lines.append(f"{name:<24} {timings.median_wall_s:10.2f} {timings.median_peak_rss_mib:14.1f}")
+    lines += [
+        f"incremental / full run:       {format_x(runs.over_full())}",
+        f"bytes read:                   {figures['bytes_read']:,} of {figures['bytes_in_archive']:,} "
+        f"({runs.bytes_share():.2%}); files: {files}",
+        f"stat of {runs.stat_files} files:           {statistics.median(runs.stat_s) * 1e3:.2f} ms "
+        f"(nothing new: limit {runs.nothing_new_limit_s():.3f} s)",
+        f"nothing new:                  {'; '.join(failures) or 'every file unchanged, 0 B read'}",
+        f"preloaded / empty index:      {format_x(runs.index_ratio())}; pairs {runs.preloaded_pairs} / "
+        f"{runs.empty_pairs}",
+        runs.parity.describe() if runs.parity else "pair ids: not checked",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def incremental_targets(runs: IncrementalRuns | None, specs: IncrementalSpecs) -> list[Target]:
+    mb = f"{specs.archive.mb:g} MB"
+    grown = f"incremental, {mb} + {INCREMENTAL_GROWTH_SHARE:.0%}"
+    nothing = f"incremental, nothing new, {mb}"
+    index = f"index preloaded with {specs.keys_label}, {mb}"
+    if runs is None:
+        return [
+            Target(name, "n/a", limit, NOT_MEASURED)
+            for name, limit in (
+                (f"{grown}: incremental / full run", f"<= {format_x(MAX_INCREMENTAL_OVER_FULL)}"),
+                (f"{grown}: bytes read / archive", f"<= {MAX_INCREMENTAL_BYTES_SHARE:.2%}"),
+                (f"{grown}: pair ids, parts = full run", "same pairs"),
+                (f"{nothing}: wall", f"<= {MAX_NOTHING_NEW_S:g} s + stat"),
+                (f"{nothing}: files unchanged, bytes read", "all, 0 B"),
+                (f"{index}: compound peak RSS", f"<= {format_mib(RSS_BUDGET_MIB)}"),
+                (f"{index}: wall / empty index", f"<= {format_x(MAX_PRELOAD_SLOWDOWN)}"),
+                (f"{index}: pairs, preloaded = empty", "same count"),
+            )
+        ]
+    incremental, full = Timings(runs.incremental).median_wall_s, Timings(runs.full).median_wall_s
+    preloaded, empty = Timings(runs.preloaded), Timings(runs.empty)
+    nothing_new = Timings(runs.nothing_new).median_wall_s
+    stat_s = statistics.median(runs.stat_s)
+    limit = runs.nothing_new_limit_s()
+    failures = runs.nothing_new_failures()
+    parity = runs.parity
+    if parity is None:
+        parity_target = Target(f"{grown}: pair ids, parts = full run", "n/a", "same pairs", NOT_MEASURED)
+    elif parity.matches:
+        parity_target = Target(
+            f"{grown}: pair ids, parts = full run", f"OK, {parity.full_pairs:,} pairs", "same pairs", PASS
+        )
+    else:
+        measured = f"MISMATCH {parity.parts_pairs:,} != {parity.full_pairs:,}"
+        parity_target = Target(f"{grown}: pair ids, parts = full run", measured, "same pairs", FAIL)
+    pairs, empty_pairs = runs.preloaded_pairs[0], runs.empty_pairs[0]
+    return [
+        with_walls(
+            limit_target(
+                f"{grown}: incremental / full run",
+                incremental / full,
+                MAX_INCREMENTAL_OVER_FULL,
+                at_least=False,
+                fmt=lambda value: f"{value:.3f}x",
+            ),
+            incremental,
+            full,
+        ),
+        limit_target(
+            f"{grown}: bytes read / archive",
+            runs.bytes_share(),
+            MAX_INCREMENTAL_BYTES_SHARE,
+            at_least=False,
+            fmt=lambda value: f"{value:.2%}",
+        ),
+        parity_target,
+        Target(
+            f"{nothing}: wall",
+            format_s(nothing_new),
+            f"<= {MAX_NOTHING_NEW_S:g} s + stat {stat_s * 1e3:.1f} ms",
+            PASS if nothing_new <= limit else FAIL,
+            round(nothing_new, 4),
+        ),
+        Target(
+            f"{nothing}: files unchanged, bytes read",
+            "; ".join(failures) if failures else f"{runs.stat_files}/{runs.stat_files}, 0 B",
+            "all, 0 B",
+            FAIL if failures else PASS,
+        ),
+        limit_target(
+            f"{index}: compound peak RSS",
+            preloaded.median_peak_rss_mib,
+            RSS_BUDGET_MIB,
+            at_least=False,
+            fmt=format_mib,
+        ),
+        with_walls(
+            limit_target(
+                f"{index}: wall / empty index",
+                runs.index_ratio(),
+                MAX_PRELOAD_SLOWDOWN,
+                at_least=False,
+                fmt=format_x,
+            ),
+            preloaded.median_wall_s,
+            empty.median_wall_s,
+        ),
+        Target(
+            f"{index}: pairs, preloaded = empty",
+            f"MISMATCH {pairs:,} != {empty_pairs:,}"
+            if runs.pairs_mismatch()
+            else f"{pairs:,} = {empty_pairs:,}",
+            "same count",
+            FAIL if runs.pairs_mismatch() else PASS,
+            pairs,
+        ),
+    ]
+
+
+def with_walls(target: Target, numerator_s: float, denominator_s: float) -> Target:
+    """A ratio's target with the two median wall times it divides shown after it."""
+    return dataclasses.replace(
+        target, measured=f"{target.measured} ({numerator_s:.2f} / {denominator_s:.2f} s)"
+    )
+
+
+def incremental_mismatches(runs: IncrementalRuns | None) -> list[str]:
+    """The incremental targets' parity failures: the dataset's pairs unlike the full run's,
+    or a preloaded index that changed the pairs written."""
+    if runs is None:
+        return []
+    mismatches = []
+    if runs.parity is not None and not runs.parity.matches:
+        mismatches.append(f"incremental dataset ({runs.parity.describe()})")
+    if runs.pairs_mismatch():
+        mismatches.append(
+            f"preloaded index ({runs.preloaded_pairs} pairs against {runs.empty_pairs} with an empty index)"
+        )
+    return mismatches
+
+
 # --- the suite --------------------------------------------------------------------------
 
 
@@ -1398,14 +2001,21 @@ class IssueSpecs:
 
 def bench_suite(args: argparse.Namespace, cache: Path) -> int:
     """The clean and bad-share 1 GB archives alternating, then gzip, then 2 and 4 GB, then
-    the archive shapes; with ``--shapes-only``, the shapes alone."""
+    the archive shapes, then the incremental targets; with ``--shapes-only``, the shapes
+    alone; with ``--incremental-only``, the incremental targets alone."""
     sizes = SuiteSizes.scaled(args.suite_scale or 1.0)
     issue = IssueSpecs.of(sizes, args.seed)
     specs = ShapeSpecs.scaled(sizes.scale)
+    incremental_specs = IncrementalSpecs.of(sizes, args.seed)
+    issue_archives = not (args.shapes_only or args.incremental_only)
+    shapes, incremental = not args.incremental_only, not args.shapes_only
     folders: dict[ArchiveSpec, Path] = {}
-    if not args.shapes_only:
+    if issue_archives:
         folders.update({spec: ensure_archive(spec, cache, args.generator) for spec in issue.all()})
-    folders.update(ensure_shapes(specs, cache, args.generator))
+    if shapes:
+        folders.update(ensure_shapes(specs, cache, args.generator))
+    if incremental:
+        incremental_folders = ensure_incremental(incremental_specs, cache, args.generator)
     suite = SuiteResults()
     suite_info = {
         **sizes.as_dict(),
@@ -1413,15 +2023,19 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
         "gzip_reference": f"not run: {REFERENCE_JSONL_ONLY}",
         "max_rss_growth": MAX_RSS_GROWTH,
         "shapes_only": args.shapes_only,
+        "incremental_only": args.incremental_only,
         "shapes": specs.as_dict(),
+        "incremental": incremental_specs.as_dict(),
     }
 
     def targets() -> list[Target]:
-        issue_targets = [] if args.shapes_only else suite_targets(suite, sizes)
-        return [*issue_targets, *shape_targets(suite, specs)]
+        return [
+            *(suite_targets(suite, sizes) if issue_archives else []),
+            *(shape_targets(suite, specs) if shapes else []),
+            *(incremental_targets(suite.incremental, incremental_specs) if incremental else []),
+        ]
 
-    def report(result: ArchiveResult) -> None:
-        print_report(result)
+    def save() -> None:
         write_results(
             cache / RESULTS_FILE,
             suite.archives(),
@@ -1429,17 +2043,34 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
             suite_info,
             targets(),
             compound_options=args.compound_args,
+            incremental=suite.incremental.as_dict() if suite.incremental else None,
         )
+
+    def report(result: ArchiveResult) -> None:
+        print_report(result)
+        save()
 
     with tempfile.TemporaryDirectory(prefix="run-", dir=cache) as scratch:
         work = Path(scratch)
-        if not args.shapes_only:
+        if issue_archives:
             bench_issue_archives(args, issue, folders=folders, suite=suite, report=report, work=work)
-        bench_shapes(args, specs, folders=folders, suite=suite, report=report, work=work)
+        if shapes:
+            bench_shapes(args, specs, folders=folders, suite=suite, report=report, work=work)
+        if incremental:
+            suite.incremental = bench_incremental(args, incremental_specs, incremental_folders, work)
+            save()
 
-    print_targets(targets(), sizes, args.runs, args.compound_args, shapes_only=args.shapes_only)
+    print_targets(
+        targets(),
+        sizes,
+        args.runs,
+        args.compound_args,
+        shapes_only=args.shapes_only,
+        incremental_only=args.incremental_only,
+    )
     print(f"results: {cache / RESULTS_FILE}")
-    return exit_status(suite.archives(), pairs_count_mismatches(suite))
+    mismatches = [*pairs_count_mismatches(suite), *incremental_mismatches(suite.incremental)]
+    return exit_status(suite.archives(), mismatches)
 
 
 def bench_issue_archives(
