@@ -35,7 +35,14 @@ from transforms.pairs import (
     session_key,
     with_dedup_keys,
 )
-from transforms.secrets import redacted_rules, rules_for, scrub_candidates, scrub_columns, scrub_names
+from transforms.secrets import (
+    compile_test,
+    redacted_rules,
+    rules_for,
+    scrub_candidates,
+    scrub_columns,
+    scrub_names,
+)
 
 #: Each batch costs about 11 ms of CPU whatever its size (bench archive cut into 8, 12
 #: and 24 MB batches; a batch of a few sessions spends 4.6 ms reading, 3.1 finding
@@ -449,6 +456,9 @@ def _run(  # noqa: PLR0917 (run's arguments, passed on)
 
     keep_messages = outputs is not None and outputs.emit_messages
     scrub_rules = rules_for(rules.scrub)
+    # Hyperscan compiles the rules' test in ~50 ms, without the GIL: meanwhile, files are
+    # listed and read (a short incremental run is mostly such fixed costs)
+    threading.Thread(target=compile_test, args=(scrub_rules,), name="compound-compile", daemon=True).start()
     answers_final = {"each": pl.lit(False), "final": pl.lit(True)}.get(rules.responses, pl.col("agent_run"))
 
     def prepare(batch: list[Piece]) -> Prepared:

@@ -322,6 +322,13 @@ def _gate(rules: tuple[Rule, ...]) -> hyperscan.Database:
     return database
 
 
+def compile_test(rules: tuple[Rule, ...]) -> None:
+    """Compile the test of whether a text may hold a secret now (it is compiled once, on
+    first use, and the compilation releases the GIL: a thread may do it ahead)."""
+    if rules:
+        _gate(rules)
+
+
 _scratches = threading.local()
 
 
