@@ -381,6 +381,20 @@ class State:
                             sub.rmdir()
 
 
+def make_durable(files: list[Path]) -> None:
+    """Flush the files, and the folders that name them, to disk: what ``state.json`` will
+    name must survive a power cut once it does (a kill needs nothing of the kind)."""
+    for path in files:
+        with contextlib.suppress(OSError):
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+    for folder in sorted({path.parent for path in files}):
+        _sync_folder(folder)
+
+
 def _sync_folder(folder: Path) -> None:
     with contextlib.suppress(OSError):
         descriptor = os.open(folder, os.O_RDONLY)

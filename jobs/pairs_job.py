@@ -21,7 +21,7 @@ import polars as pl
 import polars_hash as plh
 
 from jobs.discover import Detected, Piece, batches, detect, size_on_disk
-from jobs.incremental import DATASETS, Dataset, Plan, part_name
+from jobs.incremental import DATASETS, Dataset, Plan, make_durable, part_name
 from jobs.key_index import KeyIndex
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
@@ -588,6 +588,8 @@ def run_incremental(
         added = outputs.commit_parts(figures_json, part_name(number), first=first)
         manifest = f"manifest-{number:06d}.parquet"
         plan.manifest().write_parquet(state.folder / manifest)
+        written = [outputs.out_dir / folder / name for folder, names in added.items() for name in names]
+        make_durable([*written, state.folder / manifest])
         state.segments = index.flush()
     finally:
         index.close()
