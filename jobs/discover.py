@@ -411,7 +411,7 @@ class Piece:
             return replace(self, deferred=False, damaged=f"cannot read the file: {error.strerror or error}")
 
 
-def _line_breaks(data: bytes) -> int:
+def line_breaks(data: bytes) -> int:
     """Lines ended in ``data`` under universal newlines (``\\n``, ``\\r\\n``, a lone ``\\r``).
 
     Each piece of a file cut into several is counted, on the thread that hands out the
@@ -645,7 +645,7 @@ def _line_pieces(
                 continue
             piece, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
             yield Piece(file_index, path, reader, first_line, piece, ends_file=False, size=0)
-            first_line += _line_breaks(piece)
+            first_line += line_breaks(piece)
 
 
 def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece]]:

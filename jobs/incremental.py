@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from jobs.discover import Detected, Resume, detect
-from jobs.lines import count_line_ends
+from jobs.discover import Detected, Resume, detect, line_breaks
+from jobs.durable import fsync_path
 
 STATE_DIR = ".incremental"
 STATE_JSON = "state.json"
@@ -94,13 +94,6 @@ def fingerprints(path: Path, size: int) -> tuple[str, str]:
 COUNT_CHUNK_BYTES = 8 << 20
 
 
-def _line_breaks(data: bytes) -> int:
-    breaks = count_line_ends(data)
-    if b"\r" in data:
-        breaks += data.count(b"\r") - data.count(b"\r\n")
-    return breaks
-
-
 def _whole_lines(path: Path, start: int, stop: int) -> tuple[int, int]:
     """Where the last whole line in ``[start, stop)`` ends, and how many lines end up to
     there (universal newlines, as the readers count them), read a chunk at a time."""
@@ -119,10 +112,10 @@ def _whole_lines(path: Path, start: int, stop: int) -> tuple[int, int]:
             data = data[: len(data) - len(carry)]
             last = data.rfind(b"\n")
             if last < 0:
-                pending += _line_breaks(data)
+                pending += line_breaks(data)
                 continue
-            breaks += pending + _line_breaks(data[: last + 1])
-            pending = _line_breaks(data[last + 1 :])
+            breaks += pending + line_breaks(data[: last + 1])
+            pending = line_breaks(data[last + 1 :])
             end = at - len(carry) - (len(data) - last - 1)
     return end, breaks
 
@@ -347,7 +340,8 @@ class State:
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(self.folder / STATE_JSON)
-        _sync_folder(self.folder)
+        with contextlib.suppress(OSError):
+            fsync_path(self.folder)
 
     def unreferenced(self) -> Iterator[Path]:
         """Files the state does not name: left by a run that died, or replaced by this one."""
@@ -384,24 +378,9 @@ class State:
 def make_durable(files: list[Path]) -> None:
     """Flush the files, and the folders that name them, to disk: what ``state.json`` will
     name must survive a power cut once it does (a kill needs nothing of the kind)."""
-    for path in files:
+    for path in [*files, *sorted({path.parent for path in files})]:
         with contextlib.suppress(OSError):
-            descriptor = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-    for folder in sorted({path.parent for path in files}):
-        _sync_folder(folder)
-
-
-def _sync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+            fsync_path(path)
 
 
 def lock_state(out_dir: Path) -> int:

@@ -52,7 +52,6 @@ from __future__ import annotations
 import itertools
 import math
 import mmap
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from jobs.durable import fsync_path
 from jobs.seen_keys import SeenKeys
 
 #: Keys per fence entry: 512 keys of 8 bytes are one 4 KiB page of the keys file.
@@ -198,17 +198,9 @@ def _shared_mapping(keys: npt.NDArray[np.uint64]) -> tuple[mmap.mmap, int] | Non
 def _sync_segments(directory: Path, names: Sequence[str]) -> None:
     """Flush segments' files, and the directory entries naming them, to disk."""
     for name in names:
-        for path in (_keys_path(directory, name), _fence_path(directory, name)):
-            descriptor = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        fsync_path(_keys_path(directory, name))
+        fsync_path(_fence_path(directory, name))
+    fsync_path(directory)
 
 
 class _Segment:

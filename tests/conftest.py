@@ -124,3 +124,15 @@ def run_ours(
         outputs.commit(stats.as_dict())
     records = [json.loads(line) for line in (out_dir / "pairs.jsonl").read_text().split("\n") if line]
     return json.loads((out_dir / "stats.json").read_text()), records
+
+
+def compound(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """The ``compound`` command line in this process, as a user runs it: its exit code."""
+    from jobs.cli import main  # noqa: PLC0415 (the CLI module is heavy; most tests need none of it)
+
+    monkeypatch.setattr(sys, "argv", ["compound", *args])
+    try:
+        main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0

@@ -17,20 +17,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jobs import read_batch
-from jobs.cli import main
 from jobs.outputs import ABANDONED_AFTER_S, SCRATCH_PREFIX, Outputs, _exchange
-from tests.conftest import EXAMPLE_ARCHIVE, run_ours
+from tests.conftest import EXAMPLE_ARCHIVE, compound, run_ours
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def compound(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["compound", *args])
-    try:
-        main()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def test_example_archive_outputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -22,23 +22,14 @@ from polars.testing import assert_frame_equal
 
 from bench.shapes import STATE_DB_SCHEMA
 from jobs import incremental
-from jobs.cli import main
 from jobs.incremental import STATE_DIR, STATE_JSON
 from jobs.lines import universal_newlines
+from tests.conftest import compound
 
 RULES = ("--min-words", "1", "--min-ratio", "0")
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
 VOCABULARY = WORDS.split()
 FAMILIES = ("sharegpt", "claude_code", "hermes_session", "state_db", "sharegpt_array", "openhands")
-
-
-def compound(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["compound", *args])
-    try:
-        main()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def text(seed: int, words: int) -> str:

@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.discover import _line_breaks
+from jobs.discover import line_breaks
 from jobs.lines import LONG_LINE_BYTES, Content, count_line_ends, raw_lines
 from transforms.text import PY_WHITESPACE
 
@@ -74,4 +74,4 @@ def test_a_piece_counts_the_lines_it_ends_as_text_mode_reads_them(
     counts the ``\\n`` the line-by-line search leaves."""
     data = (newline.join("x" * length for length in lengths) + (newline if final_newline else "")).encode()
     assert count_line_ends(data) == data.count(b"\n")
-    assert _line_breaks(data) == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n")
+    assert line_breaks(data) == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n")

@@ -13,8 +13,7 @@ import pytest
 import zstandard
 
 from jobs.outputs import scan_output
-from tests.conftest import REALDATA
-from tests.test_cli import compound
+from tests.conftest import REALDATA, compound
 from tests.test_reader_hermes import GATEWAY_MESSAGES, make_state_db, write_lines
 from transforms.readers import format_names
 

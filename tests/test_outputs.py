@@ -27,8 +27,7 @@ from jobs.outputs import (
     ROW_GROUP_ROWS,
     scan_output,
 )
-from tests.conftest import ARCHIVE_GENERATOR, EXAMPLE_ARCHIVE, REPO, run_ours
-from tests.test_cli import compound
+from tests.conftest import ARCHIVE_GENERATOR, EXAMPLE_ARCHIVE, REPO, compound, run_ours
 from transforms.analytics import threshold_sweep
 from transforms.pairs import FILTER_ORDER
 

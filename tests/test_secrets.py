@@ -174,7 +174,7 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _plant_file(root / "state.db", root / "in" / "hermes" / "state.db")
     (root / "in" / "broken.jsonl").write_text('{"id": "x", "conversations": [' + _blob() + "\n")
     out = root / "out"
-    from tests.test_cli import compound  # noqa: PLC0415
+    from tests.conftest import compound  # noqa: PLC0415
 
     monkeypatch = pytest.MonkeyPatch()
     try:
