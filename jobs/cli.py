@@ -440,6 +440,129 @@ def compact(
         print(f"{out_dir / entry.folder}: {entry.parts} parts -> {entry.into}")
 
 
+def _filter_values(values: list[str] | None) -> tuple[str, ...]:
+    """A repeated option's values, each of which may also be comma-separated, in order, once each."""
+    named = [part.strip() for value in values or [] for part in value.split(",")]
+    return tuple(dict.fromkeys(part for part in named if part))
+
+
+@app.command("export")
+def export_command(  # noqa: PLR0917 (typer passes every option by position)
+    out_dir: Annotated[
+        Path, typer.Argument(help="A `compound pairs` output directory (an --incremental dataset too).")
+    ],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The format: messages (TRL conversational, OpenAI fine-tuning, axolotl chat_template), "
+            "prompt-completion (TRL), sharegpt (LLaMA-Factory, axolotl), alpaca.",
+        ),
+    ],
+    dest: Annotated[
+        Path,
+        typer.Option("--dest", help="The folder to write: train and validation files and a README.md card."),
+    ],
+    val_share: Annotated[
+        float,
+        typer.Option(
+            "--val-share",
+            help="Share of the sessions in the validation split, at least 0 and below 1 "
+            "(0: no validation split).",
+        ),
+    ] = 0.02,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**64 - 1, help="Seed of the split by session.")
+    ] = 0,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            "--system",
+            help="A system prompt for every row: a system message (messages), a system turn "
+            "(sharegpt), a system field (alpaca); prompt-completion has no place for one.",
+        ),
+    ] = None,
+    format_filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format-filter",
+            help="Only the pairs read from this layout (the pairs' format column: sharegpt, "
+            "claude_code, ...); repeat it or separate names with commas.",
+        ),
+    ] = None,
+    model_filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-filter", help="Only the pairs of this model; repeat it or separate names with commas."
+        ),
+    ] = None,
+    parquet: Annotated[
+        bool,
+        typer.Option(
+            "--parquet",
+            help="Also write train.parquet and validation.parquet (the card then points the loader at them).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier export in --dest.")
+    ] = False,
+) -> None:
+    """Write a run's pairs in a format fine-tuning tools load, split by session, with a dataset card."""
+    from jobs.export import ExportError, ExportOptions, export  # noqa: PLC0415 (only this command needs it)
+    from transforms.export import EXPORT_FORMATS  # noqa: PLC0415
+
+    _one_of(to, EXPORT_FORMATS, "--to")
+    if not 0 <= val_share < 1:
+        raise typer.BadParameter(
+            f"must be at least 0 and below 1, not {val_share:g}", param_hint="'--val-share'"
+        )
+    if system is not None and not system.strip():
+        raise typer.BadParameter("is empty: give the text, or leave --system out", param_hint="'--system'")
+    options = ExportOptions(
+        to=to,
+        val_share=val_share,
+        seed=seed,
+        system=system,
+        layouts=_filter_values(format_filter),
+        models=_filter_values(model_filter),
+        parquet=parquet,
+    )
+    try:
+        done = export(out_dir, dest, options, overwrite=overwrite)
+    except ExportError as error:
+        raise typer.BadParameter(str(error), param_hint=f"'{error.option}'") from None
+    err = Console(stderr=True)
+    for folder in done.removed_scratch:
+        err.print(f"removed {folder}: the scratch folder of a run that died", soft_wrap=True)
+    _print_export(done.record, dest)
+
+
+def _print_export(record: dict[str, Any], dest: Path) -> None:
+    table = Table(title=f"compound export -> {dest} ({record['format']})")
+    for column in ("split", "pairs", "share", "sessions", "share", "files"):
+        table.add_column(
+            column,
+            justify="left" if column in ("split", "files") else "right",
+            overflow="fold" if column == "files" else "ellipsis",
+        )
+    for split, figures in record["splits"].items():
+        table.add_row(
+            split,
+            f"{figures['rows']:,}",
+            f"{figures['row_share']:.2%}",
+            f"{figures['sessions']:,}",
+            f"{figures['session_share']:.2%}",
+            ", ".join(record["files"].get(split, [])) or "none",
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{record['pairs_exported']:,} of the run's {record['pairs_read']:,} pairs exported to {dest} "
+        f"(dataset card: {dest / 'README.md'})",
+        soft_wrap=True,
+    )
+
+
 def _frame_table(title: str, frame: pl.DataFrame) -> Table:
     table = Table(title=title)
     for name, dtype in frame.schema.items():
