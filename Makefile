@@ -22,8 +22,9 @@ setup:  ## install uv if missing, then the locked environment (.venv)
 	@# where PYTHONDONTWRITEBYTECODE is set, every run would compile them again (~50 ms)
 	$(UV) run --locked python -m compileall -q jobs transforms bench > /dev/null
 
-demo: setup  ## run `compound pairs` on the bundled example archive and print the summary
+demo: setup  ## run `compound pairs` on the bundled example archive, print the summary, export it for trainers
 	$(UV) run compound pairs examples/archive --out out
+	$(UV) run compound export out --to messages --dest out/export --overwrite
 
 test: lint typecheck pytest  ## ruff, mypy and pytest
 
