@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Full, Queue
 from tempfile import TemporaryDirectory
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import polars as pl
 import polars_hash as plh
@@ -374,6 +374,58 @@ def _in_background(items: Iterator[T], depth: int) -> Generator[T, None, None]:
         producer.join()
 
 
+def prepare(batch: list[Piece], rules: PairRules, *, keep_messages: bool = False) -> Prepared:
+    """What a batch needs no other batch for: its messages' figures and its candidates.
+
+    Every engine calls this, on its own threads or workers: it reads the pieces' bytes
+    (``read_batch``) and applies the readers and pair rules of ``transforms/``. What
+    depends on other batches (the duplicates across them, the running figures, the
+    order of the outputs) is left to ``finish_batches``.
+    """
+    scrub_rules = rules_for(rules.scrub)
+    answers_final = {"each": pl.lit(False), "final": pl.lit(True)}.get(rules.responses, pl.col("agent_run"))
+    read = read_batch(batch)
+    # names too: a session id or a tool name can hold a credential as well as a text
+    messages = scrub_names(read.messages, ["session_id", "model", "tool_name"], scrub_rules).lazy()
+    if rules.strip_think:
+        messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
+    found = (
+        scrub_candidates(
+            with_dedup_keys(
+                candidates(
+                    messages,
+                    min_ratio=rules.min_ratio,
+                    min_words=rules.min_words,
+                    responses=_responses_for(rules.responses, read.messages["agent_run"]),
+                )
+            ),
+            scrub_rules,
+            HEAD_CHARS,
+        )
+        # written nowhere (the pairs are the stripped texts): dropped, so that the
+        # buffers of every message's text are freed before the batch is written
+        .drop("prompt", "response")
+        .collect()
+    )
+    return Prepared(
+        bytes_read=sum(piece.size for piece in batch),
+        pieces=[
+            PieceOfFile(piece.file_index, str(piece.path), piece.reader.format, piece.ends_file)
+            for piece in batch
+        ],
+        candidates=found,
+        per_format=read.messages.group_by("format").agg(
+            pl.len().alias("messages"),
+            session_key().n_unique().alias("sessions"),
+            session_key().filter(answers_final).n_unique().alias("final_sessions"),
+        ),
+        per_file=read.messages.group_by("file_index").len("messages"),
+        quarantine=scrub_columns(read.quarantine.lazy(), ["raw"], scrub_rules).collect(),
+        skipped_messages=read.skipped_messages,
+        messages=scrub_columns(messages, ["text"], scrub_rules).collect() if keep_messages else None,
+    )
+
+
 def _write_tables(outputs: Outputs, kept: pl.DataFrame, prepared: Prepared) -> None:
     outputs.write_pairs(kept)
     if prepared.messages is not None:
@@ -393,6 +445,57 @@ def _damaged_rows(found: Detected) -> pl.DataFrame:
     )
 
 
+class PreparedBatch(NamedTuple):
+    """A batch prepared by an engine, in input order."""
+
+    prepared: Prepared
+    #: per candidate, whether a candidate with its dedup key passed the pair rules
+    #: earlier in this run (input order: batch, then row), where the engine finds that
+    #: out for the whole run at once; None where the run's dedup index tells it, batch
+    #: after batch
+    earlier_copy: pl.Series | None
+
+
+class Engine(Protocol):
+    """Where batches are read and prepared (``prepare``): this machine's threads
+    (``LocalEngine``) or a cluster's workers (``jobs.ray_engine.RayEngine``). Everything
+    else, the batches' order, their duplicates across batches, the figures and the
+    outputs, is the run's (``finish_batches``), the same for every engine."""
+
+    #: True when the engine finds every candidate's ``earlier_copy`` itself: a full run
+    #: then needs no dedup index of its own
+    deduplicates_run: bool
+
+    def prepare_all(
+        self, made: Iterator[list[Piece]], rules: PairRules, *, keep_messages: bool, batch_bytes: int
+    ) -> Generator[PreparedBatch, None, None]:
+        """Each batch of ``made`` prepared, in the order made (a generator: closed when the
+        run stops early)."""
+        ...
+
+
+class LocalEngine:
+    """Batches read and prepared on this machine's threads, ``READERS`` of them at once,
+    while the run finishes the one before."""
+
+    deduplicates_run = False
+
+    def prepare_all(
+        self,
+        made: Iterator[list[Piece]],
+        rules: PairRules,
+        *,
+        keep_messages: bool,
+        batch_bytes: int,  # noqa: ARG002 (the batches are made already)
+    ) -> Generator[PreparedBatch, None, None]:
+        def prepare_one(batch: list[Piece]) -> Prepared:
+            return prepare(batch, rules, keep_messages=keep_messages)
+
+        with ThreadPoolExecutor(READERS, "compound-read") as reader:
+            for prepared in _read_ahead(reader, prepare_one, _in_background(made, READERS), READERS):
+                yield PreparedBatch(prepared, None)
+
+
 def run(
     files: list[Path],
     rules: PairRules,
@@ -404,16 +507,20 @@ def run(
     sample_size: int = 0,
     plan: Plan | None = None,
     seen: SeenKeys | KeyIndex | None = None,
+    engine: Engine | None = None,
 ) -> tuple[RunStats, list[dict[str, Any]]]:
     """Run the job over ``files``; write to ``outputs`` unless it is None (dry run).
 
     Each file's layout is detected from its content unless ``forced_format`` names one.
     Returns the stats and the first ``sample_size`` pairs. An incremental run passes its
     ``plan`` (which files, and which part of each, to read) and the dedup index of the
-    earlier runs (``seen``: the keys of every pair written before).
+    earlier runs (``seen``: the keys of every pair written before). ``engine`` prepares
+    the batches (default: ``LocalEngine``).
     """
-    if seen is not None:
-        return _run(files, rules, outputs, forced_format, batch_bytes, on_batch, sample_size, plan, seen)
+    engine = LocalEngine() if engine is None else engine
+    job = _Job(files, rules, outputs, forced_format, batch_bytes, on_batch, sample_size, plan)
+    if seen is not None or engine.deduplicates_run:
+        return job.run(engine, seen)
     # the run's own index: on disk past a million keys, in the scratch folder (or a
     # temporary one for a dry run), so that memory does not grow with the pairs kept
     with contextlib.ExitStack() as stack:
@@ -424,108 +531,99 @@ def run(
         )
         index = KeyIndex(folder)
         stack.callback(index.close)
-        return _run(files, rules, outputs, forced_format, batch_bytes, on_batch, sample_size, plan, index)
+        return job.run(engine, index)
 
 
-def _run(  # noqa: PLR0917 (run's arguments, passed on)
-    files: list[Path],
-    rules: PairRules,
-    outputs: Outputs | None,
-    forced_format: str | None,
-    batch_bytes: int,
-    on_batch: Callable[[int, int], None] | None,
-    sample_size: int,
-    plan: Plan | None,
-    seen: SeenKeys | KeyIndex,
-) -> tuple[RunStats, list[dict[str, Any]]]:
-    stats = RunStats(files_scanned=len(files), rules=asdict(rules) | {"format": forced_format})
-    samples: list[dict[str, Any]] = []
+@dataclass
+class _Job:
+    """One run's inputs and options (``run``'s arguments)."""
 
-    def detected() -> Iterator[Detected]:
-        for path in files:
-            planned = detect(path, forced_format) if plan is None else plan.plan(path)
+    files: list[Path]
+    rules: PairRules
+    outputs: Outputs | None
+    forced_format: str | None
+    batch_bytes: int
+    on_batch: Callable[[int, int], None] | None
+    sample_size: int
+    plan: Plan | None
+
+    def run(self, engine: Engine, seen: SeenKeys | KeyIndex | None) -> tuple[RunStats, list[dict[str, Any]]]:
+        stats = RunStats(
+            files_scanned=len(self.files), rules=asdict(self.rules) | {"format": self.forced_format}
+        )
+        # Hyperscan compiles the rules' test in ~50 ms, without the GIL: meanwhile, files are
+        # listed and read (a short incremental run is mostly such fixed costs)
+        threading.Thread(
+            target=compile_test, args=(rules_for(self.rules.scrub),), name="compound-compile", daemon=True
+        ).start()
+        made = batches(self._detected(stats), self.batch_bytes)
+        keep_messages = self.outputs is not None and self.outputs.emit_messages
+        prepared = engine.prepare_all(
+            made, self.rules, keep_messages=keep_messages, batch_bytes=self.batch_bytes
+        )
+        with contextlib.closing(prepared):
+            samples = finish_batches(
+                prepared, stats, self.outputs, seen, sample_size=self.sample_size, on_batch=self.on_batch
+            )
+        return stats, samples
+
+    def _detected(self, stats: RunStats) -> Iterator[Detected]:
+        """Each file's layout (or the part an incremental run reads of it), in input order;
+        files that cannot be read are counted, listed or quarantined as they are found."""
+        for path in self.files:
+            planned = detect(path, self.forced_format) if self.plan is None else self.plan.plan(path)
             if planned is None:  # unchanged since the last incremental run
                 continue
             found = planned
             stats.add_file(found)
-            if found.damaged is not None and outputs is not None:
-                outputs.write_quarantine(_damaged_rows(found))
-            if found.reader is None and on_batch is not None:
-                on_batch(1, size_on_disk(path))
+            if found.damaged is not None and self.outputs is not None:
+                self.outputs.write_quarantine(_damaged_rows(found))
+            if found.reader is None and self.on_batch is not None:
+                self.on_batch(1, size_on_disk(path))
             yield found
 
-    keep_messages = outputs is not None and outputs.emit_messages
-    scrub_rules = rules_for(rules.scrub)
-    # Hyperscan compiles the rules' test in ~50 ms, without the GIL: meanwhile, files are
-    # listed and read (a short incremental run is mostly such fixed costs)
-    threading.Thread(target=compile_test, args=(scrub_rules,), name="compound-compile", daemon=True).start()
-    answers_final = {"each": pl.lit(False), "final": pl.lit(True)}.get(rules.responses, pl.col("agent_run"))
 
-    def prepare(batch: list[Piece]) -> Prepared:
-        """What a batch needs no other batch for: its messages' figures and its candidates."""
-        read = read_batch(batch)
-        # names too: a session id or a tool name can hold a credential as well as a text
-        messages = scrub_names(read.messages, ["session_id", "model", "tool_name"], scrub_rules).lazy()
-        if rules.strip_think:
-            messages = messages.with_columns(pl.col("text").str.replace_all(THINK_BLOCK, ""))
-        found = (
-            scrub_candidates(
-                with_dedup_keys(
-                    candidates(
-                        messages,
-                        min_ratio=rules.min_ratio,
-                        min_words=rules.min_words,
-                        responses=_responses_for(rules.responses, read.messages["agent_run"]),
-                    )
-                ),
-                scrub_rules,
-                HEAD_CHARS,
-            )
-            # written nowhere (the pairs are the stripped texts): dropped, so that the
-            # buffers of every message's text are freed before the batch is written
-            .drop("prompt", "response")
-            .collect()
-        )
-        return Prepared(
-            bytes_read=sum(piece.size for piece in batch),
-            pieces=[
-                PieceOfFile(piece.file_index, str(piece.path), piece.reader.format, piece.ends_file)
-                for piece in batch
-            ],
-            candidates=found,
-            per_format=read.messages.group_by("format").agg(
-                pl.len().alias("messages"),
-                session_key().n_unique().alias("sessions"),
-                session_key().filter(answers_final).n_unique().alias("final_sessions"),
-            ),
-            per_file=read.messages.group_by("file_index").len("messages"),
-            quarantine=scrub_columns(read.quarantine.lazy(), ["raw"], scrub_rules).collect(),
-            skipped_messages=read.skipped_messages,
-            messages=scrub_columns(messages, ["text"], scrub_rules).collect() if keep_messages else None,
-        )
+def finish_batches(
+    prepared: Iterable[PreparedBatch],
+    stats: RunStats,
+    outputs: Outputs | None,
+    seen: SeenKeys | KeyIndex | None,
+    *,
+    sample_size: int = 0,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The run's sequential step, batch after batch in input order: mark the duplicates
+    (a pair kept earlier in the run, or, with ``seen``, by an earlier run), add up the
+    figures, and hand the batch to the writers. Returns the first ``sample_size`` pairs.
 
-    # The stages overlap on their own threads: the next batches (READERS of them) are
-    # read and their candidates found while this one is deduplicated against the run so
-    # far (the only sequential step), and the previous one is written by two writers,
-    # one for pairs.parquet and one for pairs.jsonl and the ledger (a single writer was
-    # the slowest stage: with zstd, 4.37 -> 4.17 s on the 1 GB bench archive). polars
-    # and pyarrow release the GIL, so the stages use every core; batches are
-    # deduplicated in order, and each writer takes them in order (WRITES_AHEAD of them
-    # may wait).
+    The stages overlap on their own threads: while this one is deduplicated, the engine
+    prepares the next batches, and the previous one is written by two writers, one for
+    pairs.parquet and one for pairs.jsonl and the ledger (a single writer was the
+    slowest stage: with zstd, 4.37 -> 4.17 s on the 1 GB bench archive). polars and
+    pyarrow release the GIL, so the stages use every core; each writer takes the
+    batches in order (WRITES_AHEAD of them may wait).
+    """
+    samples: list[dict[str, Any]] = []
     with (
-        ThreadPoolExecutor(READERS, "compound-read") as reader,
         ThreadPoolExecutor(1, "compound-write") as writer,
         ThreadPoolExecutor(1, "compound-write-ledger") as ledger_writer,
     ):
         writing: deque[list[Future[None]]] = deque()  # per batch, oldest first
-        made = _in_background(batches(detected(), batch_bytes), READERS)
-        for prepared in _read_ahead(reader, prepare, made, READERS):
-            seen_before = pl.lit(seen.contains(prepared.candidates["dedup_key"]))
+        for batch, earlier_copy in prepared:
+            seen_before = earlier_copy
+            if seen is not None:
+                in_index = seen.contains(batch.candidates["dedup_key"])
+                seen_before = in_index if seen_before is None else seen_before | in_index
             marked, kept = split_kept(
-                ledger(mark_duplicates(prepared.candidates.lazy(), seen_before)).collect()
+                ledger(
+                    mark_duplicates(
+                        batch.candidates.lazy(), None if seen_before is None else pl.lit(seen_before)
+                    )
+                ).collect()
             )
-            seen.add(kept["dedup_key"])
-            stats.add_batch(prepared, marked, kept)
+            if seen is not None:
+                seen.add(kept["dedup_key"])
+            stats.add_batch(batch, marked, kept)
             if len(samples) < sample_size:
                 samples.extend(kept.head(sample_size - len(samples)).to_dicts())
             while len(writing) >= WRITES_AHEAD:
@@ -534,16 +632,16 @@ def _run(  # noqa: PLR0917 (run's arguments, passed on)
             if outputs is not None:
                 writing.append(
                     [
-                        writer.submit(_write_tables, outputs, kept, prepared),
+                        writer.submit(_write_tables, outputs, kept, batch),
                         ledger_writer.submit(_write_lines_and_ledger, outputs, kept, marked),
                     ]
                 )
             if on_batch is not None:
-                on_batch(prepared.files_ended, prepared.bytes_read)
+                on_batch(batch.files_ended, batch.bytes_read)
         for batch_writes in writing:
             for pending in batch_writes:
                 pending.result()
-    return stats, samples
+    return samples
 
 
 #: A file modified this close before the last run began may have changed again within
