@@ -1,0 +1,475 @@
+"""``compound pairs --engine ray``: the batches read and prepared on a Ray cluster, through Ray Data.
+
+The run is the local engine's (``jobs.pairs_job``): the driver lists the files, detects
+their layouts and cuts them into batches with ``jobs.discover.batches``, and finishes the
+batches in input order (``finish_batches``: duplicates, figures, writers). What this
+engine moves to the cluster is what each batch needs no other batch for, and the one
+step that needs them all:
+
+1. **Tasks.** Each batch becomes a small description (``BatchTask``): its pieces without
+   their bytes (paths, offsets, lengths, the reader, element bounds), so that the
+   workers read the bytes. A piece whose bytes the driver holds (cut from a file larger
+   than a batch) is described by where they are in the file when that can be checked
+   (whole lines of an uncompressed file), else by its place among the file's pieces, and
+   the worker cuts the file again to get it (``Recut``). The descriptions go through
+   ``ray.data.from_items`` and ``Dataset.map`` runs ``jobs.pairs_job.prepare`` on each,
+   one task per batch; the result is ``materialize``-d in the object store (spilled to
+   disk past its memory): a row per batch with the prepared tables (pickled) and its
+   candidates' dedup keys. A task's memory is the local engine's per batch.
+2. **The run's duplicates.** "The first of equal pairs in input order wins" is a
+   ``groupby("dedup_key")`` with a ``Min`` aggregation over the candidates that pass the
+   pair rules, each one's position being ``batch << 32 | row``: Ray Data hash-partitions
+   the keys over the cluster (its shuffle, not ours) and keeps each key's earliest
+   position. The positions kept are ``sort``-ed (a range-partitioned distributed sort) so
+   that they come back in input order.
+3. **In order, on the driver.** The driver streams the prepared batches (``iter_rows``,
+   in input order: ``preserve_order``) and the kept positions side by side, a batch at a
+   time, and hands each batch with its ``earlier_copy`` flags to ``finish_batches``,
+   which writes the outputs exactly as the local engine does. No step gathers the
+   archive's candidates or keys on the driver: it holds the batch being finished, the
+   ones its writers hold (``WRITES_AHEAD``) and the one Ray Data prefetches, and a block
+   of kept positions; besides, the batch descriptions (a path and a few numbers per
+   piece).
+
+An incremental run deduplicates against the earlier runs' pairs with the dataset's
+on-disk ``KeyIndex``, batch by batch on the driver, as the local engine does: both
+engines read and write the same state.
+
+Ray is an optional dependency (``uv sync --extra ray``): importing this module does not
+import it (``import jobs.cli`` stays fast); ``RayEngine`` does, when it connects.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import os
+import pickle
+import socket
+import time
+from collections import Counter
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+# Ray's hook for drivers started with `uv run` runs every worker through `uv run` in a
+# copy of the working directory, which builds an environment of its own there (without
+# the ray extra): the workers then fail to start. Ray reads this when it is first
+# imported; the workers run the driver's interpreter instead, as under `python -m`.
+# RAY_ENABLE_UV_RUN_RUNTIME_ENV=1 turns the hook back on.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+from jobs.discover import Detected, Piece, batches
+from jobs.pairs_job import PairRules, PreparedBatch, prepare
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: How to get the engine where it is missing.
+INSTALL_HINT = "install the ray extra: uv sync --extra ray (or pip install 'compounding-intelligence[ray]')"
+#: Set by the fault test: the first task writes its process id into this folder and
+#: waits there to be killed (``_hold_first_task``).
+HOLD_FIRST_TASK_ENV = "COMPOUND_RAY_HOLD_FIRST_TASK"
+#: Where the engine writes its figures (``RayFigures``) as JSON at the end of a run, for
+#: the bench: timings and tasks per node, which stats.json (the same for both engines)
+#: does not hold.
+REPORT_ENV = "COMPOUND_RAY_REPORT"
+#: A batch's position in the run is ``batch << POSITION_BITS | row``: 4 billion
+#: candidates a batch, 2 billion batches.
+POSITION_BITS = 32
+#: Bytes compared at each end of a piece the driver read, where the engine says it lies
+#: in the file (``_located``).
+CHECK_BYTES = 64
+#: Blocks of keys per CPU of the cluster in the dedup's sorts.
+KEY_BLOCKS_PER_CPU = 2
+#: Kept positions streamed to the driver at a time (16 bytes each with their key).
+POSITIONS_PER_FETCH = 1 << 20
+
+
+class RayEngineError(Exception):
+    """Ray is missing or cannot be reached; the message is shown to the user as is."""
+
+
+def ray_installed() -> bool:
+    """Whether the ray extra is installed (without importing ray, which takes seconds)."""
+    return importlib.util.find_spec("ray") is not None
+
+
+@dataclass(frozen=True)
+class Recut:
+    """A piece whose bytes only the file's own cut gives (decompressed, or not the file's
+    bytes as they are: a document's header): the file as detected, and the piece's place
+    among its pieces. The worker cuts the file again with ``jobs.discover.batches`` and
+    takes that piece, so that it is the driver's byte for byte."""
+
+    found: Detected
+    ordinal: int
+    file_index: int
+
+    def piece(self, batch_bytes: int) -> Piece:
+        pieces = (piece for batch in batches([self.found], batch_bytes) for piece in batch)
+        for ordinal, piece in enumerate(pieces):
+            if ordinal == self.ordinal:
+                return replace(piece, file_index=self.file_index)
+        raise RuntimeError(f"{self.found.path} has fewer pieces than when the run cut it")
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """What a task is given: a batch's pieces, without their bytes."""
+
+    seq: int
+    pieces: list[Piece | Recut]
+
+    def load(self, batch_bytes: int) -> list[Piece]:
+        return [item.piece(batch_bytes) if isinstance(item, Recut) else item for item in self.pieces]
+
+
+def _located(piece: Piece, offset: int) -> Piece | None:
+    """The piece as a read of ``len(data)`` bytes of its file from ``offset``, if both
+    ends of ``data`` are there; else None."""
+    length = len(piece.data)
+    try:
+        with piece.path.open("rb") as handle:
+            handle.seek(offset)
+            head = handle.read(min(CHECK_BYTES, length))
+            handle.seek(offset + max(0, length - CHECK_BYTES))
+            tail = handle.read(min(CHECK_BYTES, length))
+    except OSError:
+        return None
+    if head != piece.data[:CHECK_BYTES] or tail != piece.data[-CHECK_BYTES:]:
+        return None
+    return replace(piece, data=b"", deferred=True, stored_at=(offset, length))
+
+
+class _Describer:
+    """Batches of pieces into ``BatchTask``s, remembering of each file what that needs:
+    how it was detected, where its next piece starts, how many pieces it has had."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, Detected] = {}
+        self._next_offset: dict[int, int] = {}
+        self._pieces: Counter[int] = Counter()
+
+    def detected(self, files: Iterable[Detected]) -> Iterator[Detected]:
+        """``files``, numbered as ``batches`` numbers them."""
+        for file_index, found in enumerate(files):
+            if found.reader is not None:
+                self.found[file_index] = found
+                resume = found.resume
+                from_offset = resume is not None and resume.stop is not None and resume.sessions is None
+                self._next_offset[file_index] = resume.offset if resume is not None and from_offset else 0
+            yield found
+
+    def describe(self, seq: int, batch: list[Piece]) -> BatchTask:
+        return BatchTask(seq, [self._describe(piece) for piece in batch])
+
+    def _describe(self, piece: Piece) -> Piece | Recut:
+        index = piece.file_index
+        ordinal = self._pieces[index]
+        self._pieces[index] += 1
+        found = self.found[index]
+        if piece.ends_file:  # nothing more of it will come
+            del self.found[index]
+        if not piece.data:
+            return piece  # deferred (read by the task), a database's range, or empty
+        offset = self._next_offset.get(index, 0)
+        self._next_offset[index] = offset + len(piece.data)
+        plain_lines = piece.reader.layout == "lines" and found.compression is None
+        if plain_lines and piece.damaged is None and piece.spans is None:
+            located = _located(piece, offset)
+            if located is not None:
+                return located
+        return Recut(found, ordinal, index)
+
+
+@dataclass(frozen=True)
+class _TaskOptions:
+    rules: PairRules
+    keep_messages: bool
+    batch_bytes: int
+    hold_folder: str | None
+
+
+#: Seconds to wait for a cluster's head to answer: Ray itself retries for ever.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """Raise ``RayEngineError`` unless ``address`` (``HOST:PORT``, ``ray://HOST:PORT`` or
+    ``auto``) answers: ``ray.init`` would wait for an address nobody listens on without end."""
+    if address in ("auto", "local"):
+        return  # Ray finds (or fails to find) the instance on this machine at once
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise RayEngineError(f"a Ray address is HOST:PORT (or auto), not {address!r}")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise RayEngineError(
+            f"cannot reach the Ray cluster at {address}: {error.strerror or error}"
+        ) from None
+
+
+def _hold_first_task(folder: Path, seq: int) -> None:
+    """For the fault test: the first batch's task, on its first attempt, writes its
+    process id and waits (at most a minute) for the test to kill it; Ray runs it again."""
+    marker = folder / "first-task.pid"
+    if seq != 0 or marker.exists():
+        return
+    marker.write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (folder / "release").exists():
+        time.sleep(0.05)
+
+
+def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
+    """One Ray Data row per batch: its description in, its prepared tables out (pickled),
+    with the dedup keys of its candidates that pass the pair rules and the node that ran it."""
+    import ray  # noqa: PLC0415 (on a worker, where ray is imported already)
+
+    started = time.perf_counter()
+    task: BatchTask = pickle.loads(row["task"])  # noqa: S301 (the driver's own descriptions)
+    if options.hold_folder is not None:
+        _hold_first_task(Path(options.hold_folder), task.seq)
+    prepared = prepare(task.load(options.batch_bytes), options.rules, keep_messages=options.keep_messages)
+    keys = (
+        prepared.candidates.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col("dedup_key"), pl.col("reject_reason")
+        )
+        .filter(pl.col("reject_reason").is_null())
+        .drop("reject_reason")
+    )
+    return {
+        "seq": task.seq,
+        "keys": _ipc(keys),
+        "prepared": pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL),
+        "node": ray.get_runtime_context().get_node_id(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _ipc(frame: pl.DataFrame) -> bytes:
+    data = frame.write_ipc(None)
+    return data.getvalue()
+
+
+def _passing_keys(blocks: pa.Table) -> pa.Table:
+    """The rows' keys as one table: ``dedup_key`` and ``position`` (batch, row)."""
+    frames = [
+        pl.read_ipc(keys).select(
+            pl.col("dedup_key"), (pl.lit(seq << POSITION_BITS, pl.Int64) + pl.col("row")).alias("position")
+        )
+        for seq, keys in zip(blocks["seq"].to_pylist(), blocks["keys"].to_pylist(), strict=True)
+    ]
+    empty = pl.DataFrame(schema={"dedup_key": pl.UInt64, "position": pl.Int64})
+    return pl.concat([empty, *frames]).to_arrow()
+
+
+def _first_of_each_key(block: pa.Table) -> pa.Table:
+    """The earliest position of each key of a block sorted by key. The sort cut the keys
+    into ranges, one block each, so a key's candidates are all in its block."""
+    frame = pl.from_arrow(block)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.group_by("dedup_key").agg(pl.col("position").min().alias("first")).select("first").to_arrow()
+
+
+def _cluster_cpus() -> int:
+    import ray  # noqa: PLC0415
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+
+
+class _KeptPositions:
+    """The positions the run keeps (the first of each key), streamed in ascending order,
+    taken a batch at a time."""
+
+    def __init__(self, blocks: Iterator[dict[str, npt.NDArray[np.int64]]]) -> None:
+        self._blocks = blocks
+        self._pending: npt.NDArray[np.int64] = np.empty(0, np.int64)
+
+    def rows_of(self, seq: int) -> npt.NDArray[np.int64]:
+        """The rows of batch ``seq`` that are the first of their key (batches asked in order)."""
+        start, stop = seq << POSITION_BITS, (seq + 1) << POSITION_BITS
+        taken = []
+        while True:
+            cut = int(np.searchsorted(self._pending, stop))
+            taken.append(self._pending[:cut])
+            self._pending = self._pending[cut:]
+            if len(self._pending):
+                break
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._pending = block["first"]
+        rows = np.concatenate(taken)
+        if len(rows) and rows[0] < start:
+            raise RuntimeError(f"kept positions out of order at batch {seq}")
+        return rows - start
+
+
+@dataclass
+class RayFigures:
+    """What a run on Ray took, by stage, and where its tasks ran (``REPORT_ENV``)."""
+
+    connect_s: float = 0.0  # ray.init: a local instance started, or a cluster joined
+    describe_s: float = 0.0  # files detected and cut into task descriptions, on the driver
+    prepare_s: float = 0.0  # the tasks: read, candidates (wall, the cluster's)
+    task_cpu_s: float = 0.0  # the same, added up over the tasks
+    dedup_s: float = 0.0  # the run's duplicates: groupby-min over the keys, sorted
+    finish_s: float = 0.0  # the driver's pass: duplicates marked, figures, outputs written
+    batches: int = 0
+    tasks_per_node: dict[str, int] = field(default_factory=dict)
+
+
+class RayEngine:
+    """Prepares a run's batches on a Ray cluster (``address``), or on a local Ray instance
+    started for the run when there is none (``num_cpus``: its CPUs, default all).
+
+    Without ``address``, Ray's own ``RAY_ADDRESS`` is used where it is set (a job that
+    ``ray job submit`` started); a driver that already called ``ray.init`` (the tests)
+    is used as it is. ``close`` disconnects, and stops an instance the engine started.
+    """
+
+    deduplicates_run = True
+
+    def __init__(self, address: str | None = None, *, num_cpus: int | None = None) -> None:
+        if not ray_installed():
+            raise RayEngineError(f"--engine ray needs ray, which is not installed: {INSTALL_HINT}")
+        self.address = address
+        self.num_cpus = num_cpus
+        self.figures = RayFigures()
+        self._started = False
+        hold = os.environ.get(HOLD_FIRST_TASK_ENV)
+        self._hold_folder = hold or None
+
+    def connect(self) -> None:
+        """Join the cluster, or start a local instance; ``RayEngineError`` when it cannot be reached."""
+        started = time.perf_counter()
+        import ray  # noqa: PLC0415 (seconds to import: only for this engine)
+
+        if not ray.is_initialized():
+            # warnings too: Ray's own notes (its token authentication, a progress bar
+            # disabled, CPUs still busy warming up) would bury the run's summary
+            options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+            address = self.address or os.environ.get("RAY_ADDRESS")
+            if address is None:  # a new instance, even where one runs on this machine
+                address = "local"
+                options |= {"num_cpus": self.num_cpus, "include_dashboard": False}
+            else:
+                _check_reachable(address)
+            try:
+                ray.init(address=address, **options)
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                first_line = str(error).strip().split("\n", 1)[0]
+                raise RayEngineError(
+                    f"cannot reach the Ray cluster at {self.address}: {first_line}"
+                ) from None
+            self._started = True
+        self.figures.connect_s = time.perf_counter() - started
+        self._warm_workers()
+
+    def _warm_workers(self) -> None:
+        """Start a worker per CPU importing what the tasks need, without waiting for them:
+        a new driver's workers are new processes, and importing polars, pyarrow, Ray Data
+        and the readers takes them seconds, which this overlaps with the driver's own
+        imports and the detection of the files."""
+        import ray  # noqa: PLC0415
+
+        warm = ray.remote(num_cpus=1)(_import_task_modules)
+        for _ in range(_cluster_cpus()):
+            warm.remote()
+
+    def close(self) -> None:
+        """Disconnect from the cluster; stop the local instance if this engine started it."""
+        report = os.environ.get(REPORT_ENV)
+        if report:
+            Path(report).write_text(json.dumps(self.figures.__dict__, indent=2) + "\n")
+        if self._started:
+            import ray  # noqa: PLC0415
+
+            ray.shutdown()
+            self._started = False
+
+    def prepare_all(
+        self, detected: Iterator[Detected], rules: PairRules, *, keep_messages: bool, batch_bytes: int
+    ) -> Generator[PreparedBatch, None, None]:
+        import ray  # noqa: PLC0415
+
+        if not ray.is_initialized():
+            self.connect()
+        import ray.data  # noqa: PLC0415
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.execution_options.preserve_order = True  # blocks come out in input order
+        # sorts by tasks: the default strategy's aggregator actors are new processes for
+        # each sort, which take seconds to start (10 s a sort here, against 0.8 s)
+        context.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        figures = self.figures
+
+        started = time.perf_counter()
+        describer = _Describer()
+        tasks = [
+            {"task": pickle.dumps(describer.describe(seq, batch), protocol=pickle.HIGHEST_PROTOCOL)}
+            for seq, batch in enumerate(batches(describer.detected(detected), batch_bytes))
+        ]
+        figures.describe_s = time.perf_counter() - started
+        figures.batches = len(tasks)
+        if not tasks:
+            return
+
+        started = time.perf_counter()
+        options = _TaskOptions(rules, keep_messages, batch_bytes, self._hold_folder)
+        prepared = (
+            ray.data.from_items(tasks, override_num_blocks=len(tasks))
+            .map(functools.partial(_prepare_row, options=options), num_cpus=1)
+            .materialize()
+        )
+        figures.prepare_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        # a few blocks of keys per CPU: the sorts shuffle every block to every reducer
+        blocks = max(1, min(len(tasks), KEY_BLOCKS_PER_CPU * _cluster_cpus()))
+        kept = (
+            prepared.select_columns(["seq", "keys"])
+            .map_batches(_passing_keys, batch_format="pyarrow", batch_size=None)
+            .repartition(blocks)
+            .sort("dedup_key")
+            .map_batches(_first_of_each_key, batch_format="pyarrow", batch_size=None)
+            .sort("first")
+            .materialize()
+        )
+        figures.dedup_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        positions = _KeptPositions(
+            iter(kept.iter_batches(batch_size=POSITIONS_PER_FETCH, batch_format="numpy", prefetch_batches=1))
+        )
+        nodes: Counter[str] = Counter()
+        for expected, row in enumerate(prepared.iter_rows()):
+            if row["seq"] != expected:
+                raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
+            batch = pickle.loads(row["prepared"])  # noqa: S301 (our own tasks' output)
+            nodes[row["node"]] += 1
+            figures.task_cpu_s += row["seconds"]
+            first = np.zeros(batch.candidates.height, dtype=np.bool_)
+            first[positions.rows_of(expected)] = True
+            yield PreparedBatch(batch, pl.Series("earlier_copy", ~first))
+        figures.finish_s = time.perf_counter() - started
+        figures.tasks_per_node = dict(nodes)
+
+
+def _import_task_modules() -> None:
+    import pyarrow  # noqa: F401, PLC0415
+    import ray.data  # noqa: F401, PLC0415
+
+    import jobs.pairs_job  # noqa: F401, PLC0415
