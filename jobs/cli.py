@@ -31,7 +31,7 @@ from jobs.compact import compact as compact_dataset
 from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
 from jobs.incremental import STATE_DIR, STATE_JSON, Dataset, StateError
 from jobs.outputs import PARQUET_COMPRESSIONS, OutputDirError, Outputs, scan_output
-from jobs.pairs_job import PairRules, RunStats, run, run_incremental
+from jobs.pairs_job import Engine, PairRules, RunStats, run, run_incremental
 from transforms.analytics import (
     DEFAULT_SWEEP_RATIOS,
     DEFAULT_SWEEP_WORDS,
@@ -44,6 +44,8 @@ from transforms.readers import format_names
 from transforms.secrets import SCRUB_MODES
 
 PARTITION_COLUMNS = (None, "model")
+#: Where a run's batches are read and prepared: this machine's cores, or a Ray cluster.
+ENGINES = ("local", "ray")
 
 app = typer.Typer(
     name="compound",
@@ -150,8 +152,28 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
             "--rebuild", help="With --incremental: start the dataset in --out over, with these rules."
         ),
     ] = False,
+    engine_name: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where the files are read and their pairs found: local (this machine's cores) or ray "
+            "(a Ray cluster, through Ray Data: --ray-address, or a local Ray instance started for the run; "
+            "needs the ray extra). The outputs are the same.",
+        ),
+    ] = ENGINES[0],
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: the cluster's head (HOST:PORT, or auto for the one started on this "
+            "machine); default RAY_ADDRESS where set (ray job submit), else a local instance.",
+        ),
+    ] = None,
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
+    _one_of(engine_name, ENGINES, "--engine")
+    if ray_address is not None and engine_name != "ray":
+        raise typer.BadParameter("only with --engine ray", param_hint="'--ray-address'")
     _one_of(responses, RESPONSE_MODES, "--responses")
     scrub = _scrub_mode(scrub)
     _one_of(partition_by, PARTITION_COLUMNS, "--partition-by")
@@ -178,6 +200,59 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     }
     err = Console(stderr=True)
     total_bytes = sum(size_on_disk(path) for path in files)
+    with ExitStack() as engine_stack:
+        engine = _engine(engine_name, ray_address, engine_stack)
+        stats, figures = _pairs_run(
+            files,
+            rules,
+            written,
+            dataset_rules,
+            format_,
+            engine,
+            err,
+            total_bytes,
+            dry_run=dry_run,
+            incremental=incremental,
+            rebuild=rebuild,
+        )
+    if stats is not None:
+        _print_summary(stats, out, total_bytes, figures)
+
+
+def _engine(name: str, ray_address: str | None, stack: ExitStack) -> Engine | None:
+    """The run's engine, connected (None: the local one); closed with ``stack``. A usage
+    error when Ray is not installed or its cluster cannot be reached."""
+    if name != "ray":
+        return None
+    from jobs.ray_engine import RayEngine, RayEngineError  # noqa: PLC0415 (only this engine needs it)
+
+    try:
+        engine = RayEngine(ray_address)
+        stack.callback(engine.close)
+        engine.connect()
+    except RayEngineError as error:
+        hint = "'--engine'" if ray_address is None else "'--ray-address'"
+        raise typer.BadParameter(str(error), param_hint=hint) from None
+    return engine
+
+
+def _pairs_run(  # noqa: PLR0917 (the options of one command, passed on)
+    files: list[Path],
+    rules: PairRules,
+    written: _Written,
+    dataset_rules: dict[str, Any],
+    format_: str | None,
+    engine: Engine | None,
+    err: Console,
+    total_bytes: int,
+    *,
+    dry_run: bool,
+    incremental: bool,
+    rebuild: bool,
+) -> tuple[RunStats | None, dict[str, Any] | None]:
+    """The run itself, with a progress bar on a terminal: its stats and, for an
+    incremental run, its figures; no stats for a dry run, which prints its own."""
+    out = written.out
     with Progress(
         TextColumn("reading"),
         BarColumn(),
@@ -199,10 +274,12 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
 
         figures: dict[str, Any] | None = None
         if dry_run:
-            stats, samples = run(files, rules, None, forced_format=format_, on_batch=advance, sample_size=3)
+            stats, samples = run(
+                files, rules, None, forced_format=format_, on_batch=advance, sample_size=3, engine=engine
+            )
             _check_something_was_read(stats)
             _print_dry_run(stats, samples)
-            return
+            return None, None
         with ExitStack() as stack:
             dataset = _open_dataset(out, dataset_rules, rebuild=rebuild) if incremental else None
             if dataset is not None:
@@ -218,12 +295,13 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
                     forced_format=format_,
                     on_batch=advance,
                     check=_check_something_was_read,
+                    engine=engine,
                 )
             else:
-                stats, _ = run(files, rules, outputs, forced_format=format_, on_batch=advance)
+                stats, _ = run(files, rules, outputs, forced_format=format_, on_batch=advance, engine=engine)
                 _check_something_was_read(stats)  # else the previous outputs stay
                 outputs.commit(stats.as_dict())
-    _print_summary(stats, out, total_bytes, figures)
+    return stats, figures
 
 
 @dataclass(frozen=True)

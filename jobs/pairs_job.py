@@ -467,10 +467,11 @@ class Engine(Protocol):
     deduplicates_run: bool
 
     def prepare_all(
-        self, made: Iterator[list[Piece]], rules: PairRules, *, keep_messages: bool, batch_bytes: int
+        self, detected: Iterator[Detected], rules: PairRules, *, keep_messages: bool, batch_bytes: int
     ) -> Generator[PreparedBatch, None, None]:
-        """Each batch of ``made`` prepared, in the order made (a generator: closed when the
-        run stops early)."""
+        """The files, as ``detected``, cut into batches of about ``batch_bytes``
+        (``jobs.discover.batches``) and each batch prepared, in input order (a generator:
+        closed when the run stops early)."""
         ...
 
 
@@ -481,16 +482,12 @@ class LocalEngine:
     deduplicates_run = False
 
     def prepare_all(
-        self,
-        made: Iterator[list[Piece]],
-        rules: PairRules,
-        *,
-        keep_messages: bool,
-        batch_bytes: int,  # noqa: ARG002 (the batches are made already)
+        self, detected: Iterator[Detected], rules: PairRules, *, keep_messages: bool, batch_bytes: int
     ) -> Generator[PreparedBatch, None, None]:
         def prepare_one(batch: list[Piece]) -> Prepared:
             return prepare(batch, rules, keep_messages=keep_messages)
 
+        made = batches(detected, batch_bytes)
         with ThreadPoolExecutor(READERS, "compound-read") as reader:
             for prepared in _read_ahead(reader, prepare_one, _in_background(made, READERS), READERS):
                 yield PreparedBatch(prepared, None)
@@ -556,10 +553,9 @@ class _Job:
         threading.Thread(
             target=compile_test, args=(rules_for(self.rules.scrub),), name="compound-compile", daemon=True
         ).start()
-        made = batches(self._detected(stats), self.batch_bytes)
         keep_messages = self.outputs is not None and self.outputs.emit_messages
         prepared = engine.prepare_all(
-            made, self.rules, keep_messages=keep_messages, batch_bytes=self.batch_bytes
+            self._detected(stats), self.rules, keep_messages=keep_messages, batch_bytes=self.batch_bytes
         )
         with contextlib.closing(prepared):
             samples = finish_batches(
@@ -659,6 +655,7 @@ def run_incremental(
     forced_format: str | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     check: Callable[[RunStats], None] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[RunStats, dict[str, Any]]:
     """An incremental run: read what changed since ``dataset``'s state, add this run's
     outputs to the dataset as parts, and commit them with the new state.
@@ -667,7 +664,8 @@ def run_incremental(
     whole: the parts, the manifest and the index's new segments are written under new
     names, then ``state.json`` is replaced in one rename (the commit point); what it no
     longer names is removed after it, or by the next run. ``check`` may reject the
-    first run's figures (nothing read), before anything is committed.
+    first run's figures (nothing read), before anything is committed. ``engine``
+    prepares the batches, as in ``run``; the state is the same whichever does.
     """
     state = dataset.state
     plan = Plan(state.previous_files(), forced_format, racy_after_ns=state.started_ns - RACY_MARGIN_NS)
@@ -675,7 +673,14 @@ def run_incremental(
     index = KeyIndex(state.keys_folder, state.segments)
     try:
         stats, _ = run(
-            files, rules, outputs, forced_format=forced_format, on_batch=on_batch, plan=plan, seen=index
+            files,
+            rules,
+            outputs,
+            forced_format=forced_format,
+            on_batch=on_batch,
+            plan=plan,
+            seen=index,
+            engine=engine,
         )
         first = not state.parts
         if first and check is not None:
