@@ -33,6 +33,10 @@ SNIFF_RECORDS = 10
 SNIFF_BYTES = 64 * 1024
 #: How much of the records after the first is parsed, at most.
 SNIFF_FOLLOWING_BYTES = 16 * 1024
+#: A first line up to this long is parsed whole to tell JSON lines from a document; a
+#: longer one (a record with a huge answer, a compact document of hundreds of MB) is told
+#: from its outline.
+FIRST_LINE_BYTES = 16 * 1024 * 1024
 READ_CHUNK_BYTES = 8 * 1024 * 1024
 #: Errors a damaged compressed stream raises while it is read.
 #: zlib-ng's error class (its stub declares it as an instance)
@@ -255,11 +259,30 @@ def _loads(data: bytes) -> Any:
         return json.loads(data)
 
 
-def _first_line(text: bytes, stream: IO[bytes]) -> tuple[bytes, int]:
-    """``text`` read on to the end of its first line (a line may be any length), and
-    where that line ends in it (-1: the first line is the whole file)."""
+class _UntilBroken:
+    """A decompressed stream that ends where it breaks, keeping the error: a document walked
+    from it ends there, as a document cut short, and keeps what came before (and detection
+    decides from what came before)."""
+
+    def __init__(self, stream: json_array.Readable) -> None:
+        self._stream = stream
+        self.error: Exception | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.error is not None:
+            return b""
+        try:
+            return self._stream.read(size)
+        except DECOMPRESSION_ERRORS as error:
+            self.error = error
+            return b""
+
+
+def _first_line(text: bytes, stream: json_array.Readable) -> tuple[bytes, int]:
+    """``text`` read on to the end of its first line, as far as ``FIRST_LINE_BYTES``, and
+    where that line ends in it (-1: no line end yet, or the first line is the whole file)."""
     newline = text.find(b"\n")
-    while newline < 0:
+    while newline < 0 and len(text) <= FIRST_LINE_BYTES:
         chunk = stream.read(READ_CHUNK_BYTES)
         if not chunk:
             break
@@ -272,10 +295,11 @@ def _first_line(text: bytes, stream: IO[bytes]) -> tuple[bytes, int]:
 def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str | None) -> Detected:
     """JSON lines (the first line is a whole object), a JSON array, or one JSON document.
 
-    Lines are told from the first record, parsed whatever its length, and the records
-    after it that the first ``SNIFF_BYTES`` hold whole (up to ``SNIFF_RECORDS`` of them,
-    and ``SNIFF_FOLLOWING_BYTES``): a file costs one small read and one parse, not the
-    parse of a long head.
+    Lines are told from the first record, parsed whatever its length up to
+    ``FIRST_LINE_BYTES``, and the records after it that the first ``SNIFF_BYTES`` hold whole
+    (up to ``SNIFF_RECORDS`` of them, and ``SNIFF_FOLLOWING_BYTES``): a file costs one small
+    read and one parse, not the parse of a long head. A document, or a first record longer
+    than that, is told from its outline (``_detect_document``).
     """
     text = head.removeprefix(UTF8_BOM).lstrip()
     if not text:
@@ -284,19 +308,82 @@ def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str 
         return _detect_array(path, stream, text, forced_format)
     if not text.startswith(b"{"):
         return Detected(path, unrecognized="not JSON: it starts with neither { nor [")
-    text, newline = _first_line(text, stream)
-    as_lines = _detect_lines(path, stream, text, newline, forced_format)
-    if as_lines is not None:
-        return as_lines
+    # a compressed stream that breaks ends there: what came before decides
+    until_broken = _UntilBroken(stream)
+    text, newline = _first_line(text, until_broken)
+    found = None
+    if newline >= 0 or len(text) <= FIRST_LINE_BYTES:  # the first line is whole
+        found = _detect_lines(path, until_broken, text, newline, forced_format)
+    if found is None:
+        found = _detect_document(path, until_broken, text, forced_format)
+    if found.reader is None and until_broken.error is not None:
+        return Detected(path, damaged=f"cannot decompress: {until_broken.error}")
+    return found
+
+
+def _parses(data: bytes) -> bool:
     try:
-        document = _loads(text + stream.read())
+        _loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+#: How a document is told from its outline (``jobs.json_array.document``): its values of
+#: up to ``SNIFF_VALUE_BYTES`` whole, a larger list by its first ``SNIFF_ELEMENTS`` elements
+#: (as many as ``SNIFF_BYTES`` hold, the first whatever its size), a larger object member
+#: by member, a larger string as ``""``; a value that does not parse is taken apart the
+#: same way, so that a broken element leaves out that element, not the file (reading it
+#: quarantines it). Every reader decides from a document's keys and its lists' first
+#: elements, so that it decides the same from the outline as from the whole; and a
+#: document of any size is told in the memory of a buffer.
+SNIFF_ELEMENTS = 20
+SNIFF_VALUE_BYTES = 256 * 1024
+SNIFF_RULES = json_array.WalkRules(
+    buffer_bytes=READ_CHUNK_BYTES,
+    value_bytes=SNIFF_VALUE_BYTES,
+    outline_bytes=4 * 1024 * 1024,
+    sample=SNIFF_ELEMENTS,
+    sample_bytes=SNIFF_BYTES,
+    keep_value=_parses,
+)
+
+
+def _detect_document(path: Path, stream: _UntilBroken, text: bytes, forced_format: str | None) -> Detected:
+    """One JSON document (or JSON lines whose first record is longer than
+    ``FIRST_LINE_BYTES``), told from its outline, read a buffer at a time: the document is
+    never parsed whole. ``text``: the bytes read so far, from the ``{`` on.
+
+    A document cut short, or followed by more, is told from what came before: reading it
+    quarantines the rest, as it does for an array.
+    """
+    *_, outline = json_array.document(stream, SNIFF_RULES, head=text)
+    assert isinstance(outline, json_array.Outline)
+    try:
+        document = _loads(outline.text)
     except (ValueError, RecursionError) as error:
         return Detected(path, damaged=f"invalid JSON document: {error}")
-    return _pick(path, ("document",), document, forced_format, lambda: f"a JSON document, {_keys(document)}")
+    if outline.one_line:  # a record on a line of its own: JSON lines, or one object on one line
+        rest = outline.rest if outline.rest_is_all else outline.rest[: outline.rest.rfind(b"\n") + 1]
+        following = _following_records(rest.split(b"\n", 1)[1] if b"\n" in rest else b"")
+        found = _lines_or_one_object(
+            path,
+            [document, *following],
+            one_object=not outline.more,
+            forced_format=forced_format,
+            document_first=True,
+        )
+    else:
+        found = _pick(
+            path, ("document",), document, forced_format, lambda: f"a JSON document, {_keys(document)}"
+        )
+    if outline.damaged is not None and not outline.more and found.reader is None:
+        return Detected(path, damaged=f"invalid JSON document: {outline.damaged}")
+    return found
 
 
 def _detect_lines(
-    path: Path, stream: IO[bytes], text: bytes, newline: int, forced_format: str | None
+    path: Path, stream: json_array.Readable, text: bytes, newline: int, forced_format: str | None
 ) -> Detected | None:
     """JSON lines when the first line (``text[:newline]``) is an object; None when it is not."""
     try:
@@ -305,13 +392,22 @@ def _detect_lines(
         return None
     if not isinstance(first, dict):
         return None
-    values = [first]
-    # the lines after it that the head holds whole (a line cut short would fail to parse),
-    # as far as SNIFF_FOLLOWING_BYTES go: a conversation per line is told by its first
-    # line, and its next ones would double the cost
+    # the lines after it that the head holds whole (a line cut short would fail to parse)
     more = stream.read(1)
     ends_at = text.rfind(b"\n") + 1 if more else len(text)  # at the end of the file, the last line is whole
     whole = text[newline + 1 : ends_at] if newline >= 0 else b""
+    values = [first, *_following_records(whole)]
+    whole_file_is_one_object = len(values) == 1 and not more and not whole.strip()
+    return _lines_or_one_object(
+        path, values, one_object=whole_file_is_one_object, forced_format=forced_format
+    )
+
+
+def _following_records(whole: bytes) -> list[Any]:
+    """The records of the whole lines ``whole`` holds after a first one, as far as
+    ``SNIFF_RECORDS`` and ``SNIFF_FOLLOWING_BYTES`` go: a conversation per line is told by its
+    first line, and parsing its next ones would double the cost."""
+    values = []
     budget = SNIFF_FOLLOWING_BYTES
     for line in whole.split(b"\n", SNIFF_RECORDS - 1)[: SNIFF_RECORDS - 1]:
         budget -= len(line)
@@ -323,12 +419,33 @@ def _detect_lines(
             values.append(_loads(line))
         except (ValueError, RecursionError):
             continue
+    return values
+
+
+def _lines_or_one_object(
+    path: Path,
+    values: list[Any],
+    *,
+    one_object: bool,
+    forced_format: str | None,
+    document_first: bool = False,
+) -> Detected:
+    """JSON lines whose first records are ``values``; when the file is one object on one
+    line, a document if no ``lines`` reader knows it, or (``document_first``: a line longer
+    than ``FIRST_LINE_BYTES``, which a ``lines`` reader would hold whole) if a ``document``
+    reader does."""
+    first = values[0]
+    if one_object and document_first:
+        as_document = _pick(
+            path, ("document",), first, forced_format, lambda: f"a JSON document, {_keys(first)}"
+        )
+        if as_document.reader is not None:
+            return as_document
     as_lines = _pick(path, ("lines",), values, forced_format, lambda: f"JSON lines with {_keys(first)}")
     wrapping = wrapping_reader(values) if as_lines.reader is None else None
     if wrapping is not None and forced_format in (None, wrapping.format):
         return Detected(path, reader=wrapping)
-    whole_file_is_one_object = len(values) == 1 and not more and not whole.strip()
-    if as_lines.reader is not None or not whole_file_is_one_object:
+    if as_lines.reader is not None or not one_object:
         return as_lines
     # one object on one line may as well be a document (a session file written compactly)
     return _pick(path, ("document",), first, forced_format, lambda: f"a JSON document, {_keys(first)}")
@@ -385,6 +502,9 @@ class Piece:
     #: for a database: the keys of the first and last session to read, and the number of
     #: the first (None: the database holds no session)
     sessions: tuple[Any, Any, int] | None = None
+    #: for a document's elements: the list they are elements of (``Reader.lists``); a
+    #: document's last piece, its header, has none (nor spans)
+    member: str | None = None
 
     @property
     def length(self) -> int:
@@ -425,7 +545,7 @@ def line_breaks(data: bytes) -> int:
     return breaks
 
 
-def _read_up_to(handle: IO[bytes], max_bytes: int) -> bytes:
+def _read_up_to(handle: json_array.Readable, max_bytes: int) -> bytes:
     """Up to ``max_bytes`` from a stream, read in bounded chunks (``-1``: all of it)."""
     if max_bytes < 0:
         return handle.read()
@@ -505,6 +625,63 @@ def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
                     yield Piece(file_index, path, reader, first, tail, True, size, damaged=part.damaged)
     except DECOMPRESSION_ERRORS as error:
         yield Piece(file_index, path, reader, first, b"", True, size, damaged=f"cannot decompress: {error}")
+
+
+#: What a document's header keeps whole: values of up to ``HEADER_VALUE_BYTES`` (a larger one
+#: is walked if it is an object, else left empty), ``HEADER_BYTES`` of them in all. A
+#: reader takes a session's id, its model, a final answer from there: short texts.
+HEADER_VALUE_BYTES = 1024 * 1024
+HEADER_BYTES = 8 * 1024 * 1024
+
+
+def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    """A JSON document's lists (``Reader.lists``) in pieces of whole elements, about a
+    quarter of a batch each, then its header (the document without those lists, its large
+    values pruned: ``jobs.json_array.Outline``), the file's last piece. Where the document
+    breaks off (cut short, not JSON, more after its ``}``, a compressed stream that breaks),
+    a damaged piece says so, and what came before is read.
+
+    As an array's pieces, the pieces of a file that is not compressed hold only their
+    elements' bounds, and are read again by the thread that reads their batch.
+    """
+    path, size = found.path, found.path.stat().st_size
+    quarter = max(1, max_bytes // ARRAY_PIECES_PER_BATCH)
+    rules = json_array.WalkRules(
+        lists=frozenset(reader.lists),
+        piece_bytes=quarter,
+        buffer_bytes=quarter,
+        value_bytes=HEADER_VALUE_BYTES,
+        outline_bytes=HEADER_BYTES,
+        keep_data=found.compression is not None,
+    )
+    outline = None
+    with open_decompressed(path, found.compression) as handle:
+        stream = _UntilBroken(handle)
+        head = _read_up_to(stream, quarter)
+        bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
+        try:
+            for part in json_array.document(stream, rules, head=head[bom:]):
+                if isinstance(part, json_array.Outline):
+                    outline = part
+                    continue
+                spans = (part.starts, part.ends)
+                data = part.data or b""
+                piece = Piece(
+                    file_index, path, reader, part.first, data, False, 0, spans=spans, member=part.path
+                )
+                if part.data is None:
+                    piece = replace(piece, deferred=True, stored_at=(bom + part.offset, part.length))
+                yield piece
+        except json_array.NotAnObjectError as error:
+            yield Piece(file_index, path, reader, 0, b"", True, size, damaged=str(error))
+            return
+    assert outline is not None
+    damaged = outline.damaged
+    if stream.error is not None:
+        damaged = f"cannot decompress: {stream.error} ({damaged})"
+    if damaged is not None:
+        yield Piece(file_index, path, reader, 0, outline.rest[:2000], False, 0, damaged=damaged)
+    yield Piece(file_index, path, reader, 0, outline.text, True, size)
 
 
 def _session_ranges(path: Path, reader: Reader, max_bytes: int) -> Iterator[tuple[Any, Any, int, int]]:
@@ -590,6 +767,9 @@ def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int)
     if reader.layout in ("array", "events"):
         yield from _array_pieces(file_index, found, reader, max_bytes)
         return
+    if reader.layout == "document":
+        yield from _document_pieces(file_index, found, reader, max_bytes)
+        return
     if resume is not None and reader.line_per_conversation and found.compression is None:
         yield from _line_pieces(file_index, found, reader, max_bytes, resume)
         return
@@ -653,8 +833,9 @@ def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece
 
     A file whose conversations span lines (most layouts) is one piece, whatever its size;
     a file of one conversation per line is cut at line ends into pieces of ``max_bytes``,
-    an array into pieces of whole elements. The pieces of one conversation's array of
-    events stay in one batch, which is read a piece at a time.
+    an array into pieces of whole elements, a document into pieces of its lists' elements.
+    The pieces of one conversation's file (an array of events, a document) stay in one
+    batch, which reads them a piece at a time.
     """
     batch: list[Piece] = []
     size = 0
@@ -662,7 +843,9 @@ def batches(detected: Iterable[Detected], max_bytes: int) -> Iterator[list[Piece
         if found.reader is None:
             continue
         for piece in _pieces_of(file_index, found, found.reader, max_bytes):
-            goes_on = piece.reader.layout == "events" and piece.first_line > 0
+            # the pieces of one conversation's file: one batch
+            goes_on = piece.reader.layout in ("events", "document") and bool(batch)
+            goes_on = goes_on and batch[-1].file_index == file_index
             if batch and size + piece.length > max_bytes and not goes_on:
                 yield batch
                 batch, size = [], 0

@@ -352,10 +352,12 @@ class WalkRules:
     #: past this many bytes of outline, every further value not streamed is pruned
     outline_bytes: int = 8 << 20
     #: of a large list not streamed, how many first elements to keep (0: none), within
-    #: ``sample_bytes`` (the first is kept whatever its size), and which of them
+    #: ``sample_bytes`` (the first is kept whatever its size)
     sample: int = 0
     sample_bytes: int = 256 << 10
-    keep_element: Callable[[bytes], bool] | None = None
+    #: which values to keep whole (one that is not is walked as a large one; an element of a
+    #: sampled list that is not is left out); None: every small one
+    keep_value: Callable[[bytes], bool] | None = None
     #: whether a streamed piece keeps its bytes
     keep_data: bool = True
     #: how deep large objects are walked (past it, they are pruned)
@@ -614,9 +616,12 @@ class _Walker:
         if close >= 0:
             end, _, _ = window.token(close)
             self._check_close(char, close)
-            window.cursor = close + 1
-            self.outline_size += end + 1 - start
-            return window.bytes(start, end + 1)
+            value = window.bytes(start, end + 1)
+            if rules.keep_value is None or rules.keep_value(value):
+                window.cursor = close + 1
+                self.outline_size += len(value)
+                return value
+            # not kept (it does not parse): walked as a large value is, which keeps its parts that do
         if char == OPEN_OBJECT and nesting < rules.max_nesting and self.outline_size < rules.outline_bytes:
             window.cursor = index + 1
             return (yield from self._object(path, level + 1, nesting + 1, start))
@@ -726,7 +731,7 @@ class _Walker:
                     _, (position, char, at) = self._next()
                 else:  # a number, true, false or null (or nothing, in []): the , or ] after it ends it
                     value = window.bytes(separator + 1, position).strip(JSON_WHITESPACE)
-                if value and (rules.keep_element is None or rules.keep_element(value)):
+                if value and (rules.keep_value is None or rules.keep_value(value)):
                     kept.append(value)
                     size += len(value)
                 if char == CLOSE_ARRAY and at == level:

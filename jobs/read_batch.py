@@ -49,11 +49,14 @@ def _utf8_or_none(line: bytes) -> str | None:
         return None
 
 
-def _place(piece: Piece, line: int | None) -> tuple[int | None, str]:
+def _place(piece: Piece, line: int | None, member: str | None = None) -> tuple[int | None, str]:
     """A record's line for the quarantine, and what its error begins with: an array's
-    elements are named by their position, a document's records have no line."""
+    elements are named by their position, a document's by their list and position
+    (``member``: the list; none for the document's header) or as its header."""
     if piece.reader.layout in ("array", "events"):
         return None, f"array element {line}: "
+    if piece.reader.layout == "document":
+        return None, (f"{member}[{line}]: " if member is not None else "the document's header: ")
     return (line if piece.reader.layout == "lines" else None), ""
 
 
@@ -65,15 +68,18 @@ def _as_text(lines: pl.DataFrame, pieces: list[Piece], quarantine: Quarantine) -
     except pl.exceptions.ComputeError:  # polars' cast rejects the whole column, even non-strict
         texts = [_utf8_or_none(line) for line in lines["raw"]]  # only a batch with a bad line
         lines = lines.with_columns(pl.Series("text", texts, dtype=pl.String))
-    for file_index, file, line, content in (
-        lines.filter(pl.col("text").is_null()).select("file_index", "file", "line", "raw").iter_rows()
+    members = pl.col("list") if "list" in lines.columns else pl.lit(None, pl.String)
+    for file_index, file, line, content, member in (
+        lines.filter(pl.col("text").is_null())
+        .select("file_index", "file", "line", "raw", members)
+        .iter_rows()
     ):
         reason = "not UTF-8"
         try:
             content.decode("utf-8")
         except UnicodeDecodeError as error:
             reason = error.reason
-        where, prefix = _place(pieces[0], line)
+        where, prefix = _place(pieces[0], line, member)
         quarantine.add(
             file_index, file, where, f"{prefix}invalid UTF-8: {reason}", content.decode("utf-8", "replace")
         )
@@ -95,45 +101,59 @@ def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     return _as_text(raw_lines(contents), pieces, quarantine)
 
 
+def _element_rows(piece: Piece) -> pl.DataFrame:
+    """The elements of a piece of an array (or of a document's list) as raw bytes; ``line``
+    is each one's position."""
+    assert piece.spans is not None
+    starts, ends = piece.spans
+    count = len(starts)
+    return pl.DataFrame(
+        {
+            "file_index": pl.Series([piece.file_index] * count, dtype=pl.Int32),
+            "file": pl.Series([str(piece.path)] * count, dtype=pl.String),
+            "line": pl.Series(np.arange(piece.first_line, piece.first_line + count), dtype=pl.Int64),
+            "raw": pl.Series(binary_spans(piece.data, starts, ends), dtype=pl.Binary),
+        }
+    )
+
+
 def _elements(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     """Every element of the pieces' arrays as text; ``line`` is its position."""
+    return _as_text(pl.concat([_element_rows(piece) for piece in pieces]), pieces, quarantine)
+
+
+def _document_records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
+    """The records of pieces of documents as text: a row per element of a list (``line``:
+    its position, ``list``: the list) and one per document's header (``line`` and ``list``
+    null), in the documents' order."""
     frames = []
     for piece in pieces:
-        assert piece.spans is not None
-        starts, ends = piece.spans
-        count = len(starts)
-        frames.append(
-            pl.DataFrame(
+        if piece.spans is None:  # the header, the document's last piece
+            rows = pl.DataFrame(
                 {
-                    "file_index": pl.Series([piece.file_index] * count, dtype=pl.Int32),
-                    "file": pl.Series([str(piece.path)] * count, dtype=pl.String),
-                    "line": pl.Series(np.arange(piece.first_line, piece.first_line + count), dtype=pl.Int64),
-                    "raw": pl.Series(binary_spans(piece.data, starts, ends), dtype=pl.Binary),
+                    "file_index": pl.Series([piece.file_index], dtype=pl.Int32),
+                    "file": [str(piece.path)],
+                    "line": pl.Series([None], dtype=pl.Int64),
+                    "raw": pl.Series([piece.data], dtype=pl.Binary),
+                    "list": pl.Series([None], dtype=pl.String),
                 }
             )
-        )
-    return _as_text(pl.concat(frames), pieces, quarantine)
+        else:
+            rows = _element_rows(piece).with_columns(pl.lit(piece.member, pl.String).alias("list"))
+        frames.append(rows)
+    return _as_text(pl.concat(frames), pieces, quarantine).select(*RECORDS_SCHEMA.names(), "list")
 
 
 def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
-    """The raw records of pieces read by one reader: a row per non-blank line (trimmed with
-    Python's ``strip()``), per array element, or one per file for a JSON document."""
-    layout = pieces[0].reader.layout
-    if layout == "array":
+    """The raw records of pieces read by one reader of the ``lines`` or ``array`` layout: a
+    row per non-blank line (trimmed with Python's ``strip()``), or per array element."""
+    if pieces[0].reader.layout == "array":
         records = _elements(pieces, quarantine).lazy()
-    elif layout == "lines":
+    else:
         lines = _raw_lines(pieces, quarantine)
         # a strip copies every line; JSON lines hardly ever need one
         text = py_strip(pl.col("text")) if lines["padded"].any() else pl.col("text")
         records = lines.lazy().with_columns(text).filter(pl.col("text") != "")
-    else:
-        records = (
-            _raw_lines(pieces, quarantine)
-            .lazy()
-            .group_by("file_index", maintain_order=True)
-            .agg(pl.col("file").first(), pl.lit(None, pl.Int64).alias("line"), pl.col("text").str.join("\n"))
-            .filter(pl.col("text").str.strip_chars() != "")
-        )
     return records.select(RECORDS_SCHEMA.names()).collect()
 
 
@@ -191,15 +211,19 @@ def _decode(read: ReadRecords, records: pl.DataFrame) -> tuple[pl.DataFrame, pl.
     return _read(read, good), records.filter(is_bad).drop("_row")
 
 
-def _why_not(reader: Reader, text: str) -> str:
-    """Why a record a reader rejected cannot be read, in a line."""
+def _why_not(reader: Reader, text: str, member: str | None = None, line: int | None = 1) -> str:
+    """Why a record a reader rejected cannot be read, in a line (``member`` and ``line``: a
+    document's record's list and position, as ``decode`` takes them)."""
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         return f"invalid JSON: {error}"
     read = reader.decode or reader.read
+    record = {"file_index": [0], "file": [""], "line": pl.Series([line], dtype=pl.Int64), "text": [text]}
+    if reader.layout == "document":
+        record["list"] = pl.Series([member], dtype=pl.String)
     try:
-        read(pl.LazyFrame({"file_index": [0], "file": [""], "line": [1], "text": [text]})).collect()
+        read(pl.LazyFrame(record)).collect()
     except DECODE_ERRORS as error:
         detail = str(error).strip().splitlines()[0]
         return f"a JSON {json_type(value)} that is not a {reader.format} record: {detail}"
@@ -254,7 +278,8 @@ def _loaded(pieces: list[Piece], quarantine: Quarantine) -> list[Piece]:
             whole.append(piece)
             continue
         raw = piece.data[-2000:].decode("utf-8", "replace")
-        where, prefix = _place(piece, piece.first_line)
+        # a document's damage says where it is itself
+        where, prefix = (None, "") if piece.reader.layout == "document" else _place(piece, piece.first_line)
         quarantine.add(piece.file_index, str(piece.path), where, prefix + piece.damaged, raw)
     return whole
 
@@ -262,9 +287,10 @@ def _loaded(pieces: list[Piece], quarantine: Quarantine) -> list[Piece]:
 def _quarantine_rejected(
     reader: Reader, pieces: list[Piece], rejected: pl.DataFrame, quarantine: Quarantine
 ) -> None:
-    for file_index, file, line, text in rejected.iter_rows():
-        where, prefix = _place(pieces[0], line)
-        quarantine.add(file_index, file, where, prefix + _why_not(reader, text), text)
+    members = pl.col("list") if "list" in rejected.columns else pl.lit(None, pl.String)
+    for file_index, file, line, text, member in rejected.select(*RECORDS_SCHEMA.names(), members).iter_rows():
+        where, prefix = _place(pieces[0], line, member)
+        quarantine.add(file_index, file, where, prefix + _why_not(reader, text, member, line), text)
 
 
 def _read_events(reader: Reader, pieces: list[Piece], quarantine: Quarantine) -> list[pl.DataFrame]:
@@ -281,6 +307,55 @@ def _read_events(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
     return [reader.read(pl.concat(decoded).lazy()).collect()] if decoded else []
 
 
+#: Pieces of documents are decoded together up to about this many bytes: a folder of
+#: small session files, a decode each, would cost a polars call per file.
+DOCUMENT_DECODE_BYTES = 8 << 20
+
+
+def _read_documents(
+    reader: Reader, pieces: list[Piece], quarantine: Quarantine, exact: ExactPath
+) -> list[pl.DataFrame]:
+    """Documents, a piece of their lists' elements at a time and their headers last: pieces
+    are loaded, decoded into the reader's columns (a few small ones together) and let go,
+    and the reader reads the decoded rows of whole documents (a conversation is paired
+    whole). ShareGPT records the typed decoder cannot read exactly are decoded in Python
+    (``ExactPath.decode_document_record``)."""
+    decode_records = reader.decode
+    assert decode_records is not None
+    decoded: list[pl.DataFrame] = []
+
+    def decode(group: list[Piece]) -> None:
+        records = _in_chunks(_document_records(group, quarantine))
+        slow = records.clear()
+        if reader.needs_exact is not None:
+            routed = records.with_columns(reader.needs_exact(pl.col("text")).alias("exact"))
+            records = routed.filter(~pl.col("exact")).drop("exact")
+            slow = routed.filter(pl.col("exact")).drop("exact")
+        rows, rejected = _decode(decode_records, records)
+        decoded.append(rows)
+        if reader.needs_exact is None:
+            _quarantine_rejected(reader, group, rejected, quarantine)
+            return
+        for file_index, file, line, text, member in pl.concat([slow, rejected]).iter_rows():
+            exact.decode_document_record(file_index, file, line, member, text)
+
+    group: list[Piece] = []
+    size = 0
+    for piece in pieces:
+        for whole in _loaded([piece], quarantine):
+            group.append(whole)
+            size += len(whole.data)
+            if size >= DOCUMENT_DECODE_BYTES:
+                decode(group)
+                group, size = [], 0
+    if group:
+        decode(group)
+    decoded += exact.decoded_documents()
+    if not decoded:
+        return []
+    return [reader.read(pl.concat(decoded, how="vertical_relaxed").lazy()).collect()]
+
+
 def _runs_or_chats(reader: Reader, messages: list[pl.DataFrame]) -> list[pl.DataFrame]:
     """``agent_run`` where the reader left it open: the layout's kind (``Reader.agent``)."""
     return [frame.with_columns(pl.col("agent_run").fill_null(bool(reader.agent))) for frame in messages]
@@ -294,6 +369,9 @@ def read_batch(pieces: list[Piece]) -> Batch:
     for reader, group in groupby(pieces, key=lambda piece: piece.reader):
         if reader.layout == "events":
             frames += _runs_or_chats(reader, _read_events(reader, list(group), quarantine))
+            continue
+        if reader.layout == "document":
+            frames += _runs_or_chats(reader, _read_documents(reader, list(group), quarantine, exact))
             continue
         same_reader = _loaded(list(group), quarantine)
         if not same_reader:
@@ -316,10 +394,8 @@ def read_batch(pieces: list[Piece]) -> Batch:
         for file_index, file, line, text in pl.concat([slow, rejected]).iter_rows():
             if reader.layout == "lines":
                 exact.read_line(file_index, file, line, text)
-            elif reader.layout == "array":
-                exact.read_element(file_index, file, line, text)
             else:
-                exact.read_document(file_index, file, text)
+                exact.read_element(file_index, file, line, text)
     frames.append(exact.messages().collect())  # ShareGPT: chats
     return Batch(
         messages=pl.concat(frames)

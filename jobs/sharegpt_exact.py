@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.readers.sharegpt import MISSING, messages
+from transforms.readers.sharegpt import DECODED_SCHEMA, MISSING, messages
 
 RAW_TEXT_LIMIT = 2000
 
@@ -69,6 +69,8 @@ class ExactPath:
     quarantine: Quarantine
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped_messages: int = 0
+    #: a session document's records decoded here (``decode_document_record``)
+    document_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def read_line(self, file_index: int, file: str, line: int, record: str) -> None:
         self._read_record(
@@ -115,24 +117,41 @@ class ExactPath:
             where=where,
         )
 
-    def read_document(self, file_index: int, file: str, document: str) -> None:
+    def decode_document_record(
+        self, file_index: int, file: str, line: int | None, member: str | None, record: str
+    ) -> None:
+        """A record of a session document, as ``transforms.readers.sharegpt.decode_document``
+        decodes it: one of its messages (``line``: its position in ``member``), or the
+        document's header (``line`` null: the session without its messages)."""
+        where = f"{member}[{line}]: " if line is not None else "the document's header: "
         try:
-            value = json.loads(document)
+            value = json.loads(record)
         except (json.JSONDecodeError, RecursionError) as error:
-            self.quarantine.add(file_index, file, None, f"invalid JSON: {error}", document)
+            self.quarantine.add(file_index, file, None, f"{where}invalid JSON: {error}", record)
             return
-        sessions = value if isinstance(value, list) else [value]
-        for index, session in enumerate(sessions):
-            self._session(
-                file_index=file_index,
-                file=file,
-                line=None,
-                conversation=index,
-                place=f"{file}[{index}]",
-                session=session,
-                raw=json.dumps(session),
-                where=f"session {index}: ",
-            )
+        row: dict[str, Any] = {"file_index": file_index, "file": file, "line": line}
+        if line is None:
+            conversations = value.get("conversations", []) if isinstance(value, dict) else None
+            if not isinstance(conversations, list):
+                reason = f"{where}conversations is a JSON {json_type(conversations)}, not a list"
+                self.quarantine.add(file_index, file, None, reason, record)
+                return
+            row |= {"session_id": _as_text(value.get("id")), "model": _as_text(value.get("model", MISSING))}
+        elif not isinstance(value, dict):
+            self.skipped_messages += 1
+            return
+        else:
+            role_raw, text = value.get("from"), value.get("value")
+            if text is not None and not isinstance(text, str):
+                self.skipped_messages += 1
+                text = None
+            row |= {"role_raw": role_raw if isinstance(role_raw, str) else None, "text": text}
+        self.document_rows.append(row)
+
+    def decoded_documents(self) -> list[pl.DataFrame]:
+        """The rows ``decode_document_record`` made since it was last asked (at most one frame)."""
+        rows, self.document_rows = self.document_rows, []
+        return [pl.DataFrame(rows, schema=DECODED_SCHEMA)] if rows else []
 
     def _session(
         self,

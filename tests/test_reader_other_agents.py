@@ -19,6 +19,7 @@ from jobs.discover import detect
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_files
 from tests.conftest import REALDATA
+from tests.document_records import read_streamed
 from transforms.readers import Reader, copilot_cli, gemini_cli, kimi_cli, pi
 from transforms.readers.agent_common import session_from_path
 from transforms.schema import MESSAGE_SCHEMA
@@ -78,6 +79,7 @@ def _read_lines(format_name: str, values: list[dict[str, Any]], file: str = "s.j
 
 
 def _read_document(format_name: str, document: dict[str, Any], file: str = "s.json") -> pl.DataFrame:
+    """The document read whole, which it must give decoded a record at a time as well."""
     records = pl.LazyFrame(
         {
             "file_index": pl.Series([0], dtype=pl.Int32),
@@ -86,7 +88,10 @@ def _read_document(format_name: str, document: dict[str, Any], file: str = "s.js
             "text": [json.dumps(document)],
         }
     )
-    return _reader(format_name).read(records).collect()
+    assert format_name == gemini_cli.GEMINI
+    whole = gemini_cli.read_gemini(records).collect()
+    assert_frame_equal(read_streamed(_reader(format_name), document, file), whole)
+    return whole
 
 
 def _rows(frame: pl.DataFrame) -> pl.DataFrame:

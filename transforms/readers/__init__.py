@@ -1,18 +1,26 @@
 """One reader per session layout, each turning raw records into the canonical message table.
 
 A reader is pure polars: ``read`` takes the raw records of some files (a LazyFrame with
-``file_index``, ``file``, ``line`` and ``text``; one row per JSON line, one per element of
-a top-level JSON array (``line`` is then the element's 0-based position), or one per file
-for any other JSON document) and returns the message table
-(``transforms.schema.MESSAGE_SCHEMA``).
+``file_index``, ``file``, ``line`` and ``text``; one row per JSON line, or one per element of
+a top-level JSON array (``line`` is then the element's 0-based position)) and returns the
+message table (``transforms.schema.MESSAGE_SCHEMA``).
+
+A reader of one conversation's elements (the ``events`` and ``document`` layouts) reads in
+two steps, so that a file of any size is decoded a piece at a time: ``decode`` turns a
+piece's records into columns of the reader's own, and ``read`` takes the decoded rows of
+whole files. A ``document`` is one JSON object that keeps its conversation in a list (or
+several: ``Reader.lists``); ``decode`` gets a record per element of those lists (``line``:
+its position; ``list``: the list's key) and one for the document's header, the object with
+those lists left empty and its large values pruned (``line`` and ``list`` null).
 Nothing about pairs lives here. ``read`` may raise ``polars.exceptions.ComputeError``
 when a record does not decode; the job then narrows the failure down to the records at
 fault and quarantines them.
 
 ``sniff`` decides from content whether a file is in the reader's layout: for the
-``lines`` layout it gets the first JSON values of the file, for ``array`` the first
-elements of the array, for ``document`` the parsed document (an array's first elements
-when the document is an array), for ``sqlite`` the database's table names. An ``array``
+``lines`` layout it gets the first JSON values of the file, for ``array`` and ``events``
+the first elements of the array, for ``document`` the document's outline (its values
+whole when small; a large list by its first elements, a large object member by member, a
+large string empty), for ``sqlite`` the database's table names. An ``array``
 reader reads arrays whose elements are conversations, so that an array of any size is
 read a batch of elements at a time.
 """
@@ -51,8 +59,11 @@ class Reader:
     #: keeps their final answers) or a chat's; None: ``read`` decides per conversation
     #: (``agent_run``)
     agent: bool | None = False
-    #: for the events layout: a piece's element records into the columns ``read`` takes
+    #: for the events and document layouts: a piece's records into the columns ``read`` takes
     decode: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
+    #: for the document layout: the keys of the lists that hold the conversation (a key one
+    #: level down after a dot: ``answer_generation.train_messages``), read in pieces
+    lists: tuple[str, ...] = ()
 
 
 @cache

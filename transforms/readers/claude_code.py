@@ -336,8 +336,25 @@ def read_lines(records: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def decode_document(records: pl.LazyFrame) -> pl.LazyFrame:
+    """A ``loglines`` document's records (``Reader.decode``): each event into an ``event``,
+    its place (``pos``) its index; the header holds nothing the reader takes."""
+    return records.filter(pl.col("line").is_not_null()).select(
+        "file_index", "file", pl.col("line").alias("pos"), _decode(pl.col("text"), EVENT_DTYPE).alias("event")
+    )
+
+
+def read_decoded_documents(events: pl.LazyFrame) -> pl.LazyFrame:
+    """``loglines`` documents decoded a piece at a time (``decode_document``): one file, one session."""
+    return messages(
+        events.filter(pl.col("event").is_not_null()).with_columns(pl.lit(None, pl.Int64).alias("line"))
+    )
+
+
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
-    """``{"loglines": [...events...]}``: one file, one session; an event's place is its index."""
+    """``{"loglines": [...events...]}``, one JSON document a record: one file, one session;
+    an event's place is its index (for tests and notebooks; the job decodes a document a
+    piece at a time, ``decode_document``)."""
     events = _decode(pl.col("text"), pl.Struct({"loglines": pl.List(EVENT_DTYPE)})).struct.field("loglines")
     return messages(
         records.select("file_index", "file", "line", events.alias("event"))
@@ -349,5 +366,13 @@ def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
 
 READERS = (
     Reader(FORMAT, "lines", sniff_lines, read_lines, agent=True),
-    Reader(FORMAT, "document", sniff_document, read_document, agent=True),
+    Reader(
+        FORMAT,
+        "document",
+        sniff_document,
+        read_decoded_documents,
+        agent=True,
+        decode=decode_document,
+        lists=("loglines",),
+    ),
 )

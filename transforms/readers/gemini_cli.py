@@ -100,15 +100,20 @@ def _gemini_response_text(parts: pl.Expr) -> pl.Expr:
     return said(outputs.list.join("\n"))
 
 
-def read_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
-    decoded = objects_apart(
-        strings_apart(
-            pl.col("text"), "content", "displayContent", "result", "resultDisplay", "output", "error"
-        ),
+def _renamed(text: pl.Expr) -> pl.Expr:
+    """The JSON text with the fields whose type varies renamed by their type."""
+    return objects_apart(
+        strings_apart(text, "content", "displayContent", "result", "resultDisplay", "output", "error"),
         "content",
         "result",
-    ).str.json_decode(GEMINI_DOCUMENT)
-    messages = (
+    )
+
+
+def read_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
+    """Whole chat files, one JSON document a record (for tests and notebooks; the job
+    decodes a chat a piece at a time, ``decode_gemini``)."""
+    decoded = _renamed(pl.col("text")).str.json_decode(GEMINI_DOCUMENT)
+    return _read_messages(
         records.with_columns(decoded.alias("document"))
         .select(
             "file_index",
@@ -120,7 +125,53 @@ def read_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
             pl.int_ranges(pl.col("document").struct.field("messages").list.len()).alias("position"),
         )
         .explode("message", "position")
-        .filter(pl.col("message").is_not_null())
+    )
+
+
+def decode_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
+    """A chat file's records (``Reader.decode``): each element of ``messages`` into a
+    ``message``, its ``position`` its index; the header into its ``session_id``."""
+    header = pl.col("line").is_null()
+    session = _renamed(pl.col("text")).str.json_decode(pl.Struct({"sessionId": pl.String}))
+    return pl.concat(
+        [
+            records.filter(header).select(
+                "file_index", "file", "line", session.struct.field("sessionId").alias("session_id")
+            ),
+            records.filter(~header).select(
+                "file_index",
+                "file",
+                "line",
+                _renamed(pl.col("text")).str.json_decode(GEMINI_MESSAGE).alias("message"),
+            ),
+        ],
+        how="diagonal",
+    )
+
+
+def read_decoded_gemini(decoded: pl.LazyFrame) -> pl.LazyFrame:
+    """Chat files decoded a piece at a time (``decode_gemini``): one file, one session."""
+    header = pl.col("line").is_null()
+    sessions = decoded.filter(header).select("file_index", "session_id")
+    return _read_messages(
+        decoded.filter(~header)
+        .select("file_index", "file", "line", "message")
+        .join(sessions, on="file_index", how="left", maintain_order="left")
+        .select(
+            "file_index",
+            "file",
+            pl.coalesce("session_id", session_from_path(pl.col("file"))).alias("session_id"),
+            "message",
+            pl.col("line").alias("position"),
+        )
+    )
+
+
+def _read_messages(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """A chat's messages (``file_index``, ``file``, ``session_id``, a ``message`` struct and
+    its ``position``) into the canonical table."""
+    messages = (
+        rows.filter(pl.col("message").is_not_null())
         .unnest("message")
         .with_columns(
             pl.col("model").forward_fill().over("file_index", order_by="position"),
@@ -213,4 +264,14 @@ def read_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-READERS: tuple[Reader, ...] = (Reader(GEMINI, "document", sniff_gemini, read_gemini, agent=True),)
+READERS: tuple[Reader, ...] = (
+    Reader(
+        GEMINI,
+        "document",
+        sniff_gemini,
+        read_decoded_gemini,
+        agent=True,
+        decode=decode_gemini,
+        lists=("messages",),
+    ),
+)

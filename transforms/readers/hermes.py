@@ -26,6 +26,7 @@ import polars as pl
 
 from transforms.readers import Reader
 from transforms.readers.openai import (
+    MESSAGE_DTYPE,
     MESSAGE_FIELDS,
     MESSAGES,
     is_message_list,
@@ -119,7 +120,8 @@ def _file_stem(prefix: str = "") -> pl.Expr:
 
 
 def read_session(records: pl.LazyFrame) -> pl.LazyFrame:
-    """A session log: one conversation per file."""
+    """Whole session logs, one JSON document a record: one conversation per file (for tests
+    and notebooks; the job decodes a log a piece at a time, ``decode_session``)."""
     session = pl.col("session")
     return _finish(
         records.select(
@@ -140,6 +142,54 @@ def read_session(records: pl.LazyFrame) -> pl.LazyFrame:
             session.struct.field("messages").alias("message"),
         )
         .explode("message"),
+        SESSION,
+    )
+
+
+def decode_session(records: pl.LazyFrame) -> pl.LazyFrame:
+    """A session log's records (``Reader.decode``): each element of ``messages`` into a
+    ``message``, the header into its ``session_id`` and ``model``."""
+    header = pl.col("line").is_null()
+    session = rename_string_keys(pl.col("text")).str.json_decode(SESSION_DTYPE)
+    return pl.concat(
+        [
+            records.filter(header).select(
+                "file_index",
+                "file",
+                "line",
+                pl.coalesce(
+                    session.struct.field("session_id"), session.struct.field("id"), _file_stem("session_")
+                ).alias("session_id"),
+                session.struct.field("model").alias("model"),
+            ),
+            records.filter(~header).select(
+                "file_index",
+                "file",
+                "line",
+                rename_string_keys(pl.col("text")).str.json_decode(MESSAGE_DTYPE).alias("message"),
+            ),
+        ],
+        how="diagonal",
+    )
+
+
+def read_decoded_sessions(decoded: pl.LazyFrame) -> pl.LazyFrame:
+    """Session logs decoded a piece at a time (``decode_session``): one conversation per file."""
+    header = pl.col("line").is_null()
+    sessions = decoded.filter(header).select("file_index", "session_id", "model")
+    messages = decoded.filter(~header).select("file_index", "file", "line", "message")
+    return _finish(
+        messages.join(sessions, on="file_index", how="left", maintain_order="left")
+        .sort("file_index", "line", maintain_order=True)
+        .select(
+            "file_index",
+            "file",
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.lit(0, pl.Int64).alias("conversation"),
+            pl.coalesce("session_id", _file_stem("session_")).alias("session_id"),
+            "model",
+            "message",
+        ),
         SESSION,
     )
 
@@ -277,7 +327,15 @@ def sniff_db(tables: Any) -> bool:
 
 
 READERS = (
-    Reader(SESSION, "document", sniff_session, read_session, agent=True),
+    Reader(
+        SESSION,
+        "document",
+        sniff_session,
+        read_decoded_sessions,
+        agent=True,
+        decode=decode_session,
+        lists=("messages",),
+    ),
     Reader(EXPORT, "lines", sniff_export, read_export, agent=True, line_per_conversation=True),
     Reader(GATEWAY, "lines", sniff_gateway, read_gateway, agent=True),
     Reader(DB, "sqlite", sniff_db, read_db, agent=True, query=QUERY, sessions_query=SESSIONS_QUERY),

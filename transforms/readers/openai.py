@@ -383,7 +383,8 @@ def read_messages(messages: pl.LazyFrame) -> pl.LazyFrame:
 
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
     """A JSON array of records (the conversation is the position), one record, or a bare
-    array of messages (one conversation)."""
+    array of messages (one conversation), one JSON document a record (for tests and
+    notebooks; the job decodes a record document a piece at a time, ``decode_document``)."""
     as_array = (
         pl.when(pl.col("text").str.starts_with("["))
         .then(pl.col("text"))
@@ -434,6 +435,107 @@ def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
         pl.concat([from_records, bare_array]).with_columns(
             pl.lit(None, pl.Int64).alias("line"),
             pl.format("{}[{}]", "file", "conversation").alias("place"),
+        )
+    )
+
+
+#: Where a document keeps its messages (``Reader.lists``), in the order ``_messages_of``
+#: takes them: the first that the document has is read.
+DOCUMENT_LISTS = ("messages", "history", "answer_generation.train_messages")
+
+
+def decode_document(records: pl.LazyFrame) -> pl.LazyFrame:
+    """A record document's records (``Reader.decode``): an element of one of its lists into a
+    ``message`` (or, an element of ToolBench's list of growing prefixes, into a ``prefix``,
+    a list of messages); the header, the record without its lists, into what ``read_document``
+    takes of the record: ``session_id``, ``model``, the run's marks, ``source`` (the list it
+    reads: the first of ``DOCUMENT_LISTS`` the record has) and the record itself as a
+    ``message`` (read when it has no list)."""
+    header, prefix = pl.col("line").is_null(), pl.col("text").str.starts_with("[")
+    record = pl.col("record")
+    train = record.struct.field("answer_generation")
+    present = [  # whether the record has each list
+        record.struct.field("messages").is_not_null(),
+        record.struct.field("history").is_not_null(),
+        train.struct.field("train_messages").is_not_null() | train.struct.field("train_nested").is_not_null(),
+    ]
+    source = pl.lit(None, pl.String)
+    for key, has in reversed(list(zip(DOCUMENT_LISTS, present, strict=True))):
+        source = pl.when(has).then(pl.lit(key)).otherwise(source)
+    headers = (
+        records.filter(header)
+        .select(
+            "file_index",
+            "file",
+            "line",
+            "list",
+            rename_string_keys(pl.col("text")).str.json_decode(ELEMENT_DTYPE).alias("record"),
+        )
+        .select(
+            pl.exclude("record"),
+            pl.coalesce(record.struct.field("id"), record.struct.field("session_id")).alias("session_id"),
+            record.struct.field("model").alias("model"),
+            *_run_marks(record),
+            source.alias("source"),
+            message_struct(**{name: record.struct.field(name) for name in MESSAGE_FIELDS}),
+        )
+    )
+    element = rename_string_keys(pl.col("text"))
+    messages = records.filter(~header & ~prefix).select(
+        "file_index", "file", "line", "list", element.str.json_decode(MESSAGE_DTYPE).alias("message")
+    )
+    prefixes = records.filter(~header & prefix).select(
+        "file_index", "file", "line", "list", element.str.json_decode(MESSAGES).alias("prefix")
+    )
+    return pl.concat([headers, messages, prefixes], how="diagonal")
+
+
+def read_decoded_documents(decoded: pl.LazyFrame) -> pl.LazyFrame:
+    """Record documents decoded a piece at a time (``decode_document``), as ``read_document``
+    reads them whole: the messages of the first list the record has (of a list of growing
+    prefixes, the last), or, when it has none, the record itself as one message."""
+    header = pl.col("line").is_null()
+    marks = ["session_id", "model", "harness", "final_answer"]
+    headers = decoded.filter(header).select("file_index", *marks, "source", "message")
+    rank = pl.col("list").replace_strict({key: rank for rank, key in enumerate(DOCUMENT_LISTS)}, default=None)
+    chosen = pl.coalesce("source", pl.col("list").sort_by(rank).first().over("file_index"))
+    last_prefix = pl.col("line") == pl.col("line").filter(pl.col("prefix").is_not_null()).max().over(
+        "file_index"
+    )
+    elements = (
+        decoded.filter(~header)
+        .select("file_index", "file", "line", "list", "message", "prefix")
+        .join(
+            headers.select("file_index", *marks, "source"), on="file_index", how="left", maintain_order="left"
+        )
+        .filter((pl.col("list") == chosen) & (pl.col("prefix").is_null() | last_prefix))
+        .sort("file_index", "line", maintain_order=True)
+        .with_columns(pl.coalesce("prefix", pl.concat_list("message")).alias("message"))
+        .drop("prefix", "list", "source")
+        .explode("message")
+    )
+    bare = (
+        headers.filter(pl.col("source").is_null())
+        .join(decoded.filter(header).select("file_index", "file"), on="file_index", maintain_order="left")
+        .select(
+            "file_index",
+            "file",
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.lit(None, pl.String).alias("session_id"),
+            pl.lit(None, pl.String).alias("model"),
+            pl.lit(value=False).alias("harness"),
+            pl.lit(None, pl.String).alias("final_answer"),
+            "message",
+        )
+    )
+    return _explode_rows(
+        pl.concat([elements.select(bare.collect_schema().names()), bare])
+        .filter(pl.col("message").is_not_null())
+        .sort("file_index", maintain_order=True)
+        .with_columns(
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.lit(0, pl.Int64).alias("conversation"),
+            pl.format("{}[0]", "file").alias("place"),
         )
     )
 
@@ -515,5 +617,13 @@ READERS = (
     Reader(FORMAT, "lines", sniff_lines, read_lines, agent=None, line_per_conversation=True),
     Reader(FORMAT, "array", sniff_elements, read_elements, agent=None),
     Reader(FORMAT, "events", sniff_messages, read_messages, agent=None, decode=decode_messages),
-    Reader(FORMAT, "document", sniff_document, read_document, agent=None),
+    Reader(
+        FORMAT,
+        "document",
+        sniff_document,
+        read_decoded_documents,
+        agent=None,
+        decode=decode_document,
+        lists=DOCUMENT_LISTS,
+    ),
 )

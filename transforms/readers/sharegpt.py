@@ -127,8 +127,77 @@ def sniff_elements(elements: list[Any]) -> bool:
     return bool(elements) and _is_session(elements[0])
 
 
+#: What ``decode_document`` makes of a session document's records: a row per message of
+#: ``conversations`` (``line``: its position; ``role_raw`` and ``text``: ``from`` and
+#: ``value``) and one for the session (``line`` null; its ``session_id`` and ``model``).
+#: ``jobs.sharegpt_exact`` decodes the records the typed decoder cannot read exactly into
+#: the same rows.
+DECODED_SCHEMA = pl.Schema(
+    {
+        "file_index": pl.Int32(),
+        "file": pl.String(),
+        "line": pl.Int64(),
+        "session_id": pl.String(),
+        "model": pl.String(),
+        "role_raw": pl.String(),
+        "text": pl.String(),
+    }
+)
+
+
+def decode_document(records: pl.LazyFrame) -> pl.LazyFrame:
+    """A session document's records (``Reader.decode``) into ``DECODED_SCHEMA``."""
+    header = pl.col("line").is_null()
+    session = pl.col("text").str.json_decode(pl.Struct({"id": pl.String, "model": pl.String}))
+    message = pl.col("text").str.json_decode(MESSAGE_DTYPE)
+    sessions = records.filter(header).select(
+        "file_index",
+        "file",
+        "line",
+        session.struct.field("id").alias("session_id"),
+        session.struct.field("model").fill_null(MISSING).alias("model"),
+    )
+    messages = records.filter(~header).select(
+        "file_index",
+        "file",
+        "line",
+        message.struct.field("from").alias("role_raw"),
+        message.struct.field("value").alias("text"),
+    )
+    return pl.concat([sessions, messages], how="diagonal").select(
+        pl.col(name).cast(dtype) for name, dtype in DECODED_SCHEMA.items()
+    )
+
+
+def read_decoded_documents(decoded: pl.LazyFrame) -> pl.LazyFrame:
+    """Session documents decoded a piece at a time (``DECODED_SCHEMA``); the conversation
+    is the session's position, 0, as in ``read_document``."""
+    header = pl.col("line").is_null()
+    sessions = decoded.filter(header).select("file_index", "session_id", "model")
+    return messages(
+        decoded.filter(~header)
+        .select("file_index", "file", "line", "role_raw", "text")
+        .join(sessions, on="file_index", how="left", maintain_order="left")
+        .sort("file_index", "line", maintain_order=True)
+        .select(
+            "file_index",
+            "file",
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.lit(0, pl.Int64).alias("conversation"),
+            pl.format("{}[0]", "file").alias("place"),
+            "session_id",
+            "model",
+            pl.col("line").cast(pl.Int32).alias("turn"),
+            "role_raw",
+            "text",
+        )
+    )
+
+
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
-    """A JSON array of sessions, or one session; the conversation is its position."""
+    """A JSON array of sessions, or one session, one JSON document a record; the
+    conversation is its position (for tests and notebooks; the job decodes a session
+    document a piece at a time, ``decode_document``)."""
     as_array = (
         pl.when(pl.col("text").str.starts_with("["))
         .then(pl.col("text"))
@@ -158,5 +227,13 @@ READERS = (
         needs_exact=needs_exact,
     ),
     Reader(FORMAT, "array", sniff_elements, read_elements, needs_exact=needs_exact),
-    Reader(FORMAT, "document", sniff_document, read_document, needs_exact=needs_exact_document),
+    Reader(
+        FORMAT,
+        "document",
+        sniff_document,
+        read_decoded_documents,
+        needs_exact=needs_exact_document,
+        decode=decode_document,
+        lists=("conversations",),
+    ),
 )
