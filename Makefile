@@ -10,7 +10,7 @@ BENCH_MB ?=
 BENCH_RUNS ?= 3
 BENCH_ARGS ?=
 
-.PHONY: help setup demo test lint typecheck pytest bench clean
+.PHONY: help setup demo test lint typecheck pytest bench bench-ray clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ pytest: setup
 
 bench: setup  ## the suite: 1 GB vs the reference and the parse floor, bad lines, gzip, RSS at 2/4 GB, many files, a JSON array, a state.db, targets table (BENCH_RUNS=3); BENCH_MB="20": that archive only
 	$(UV) run python bench/run_bench.py $(if $(strip $(BENCH_MB)),--mb $(BENCH_MB)) --runs $(BENCH_RUNS) $(BENCH_ARGS)
+
+bench-ray: setup  ## the 1 GB archive through a local 2-CPU Ray node beside the local engine (<= 1.5x), then two 1-CPU nodes (BENCH_RUNS=3)
+	$(UV) run python bench/ray_bench.py --runs $(BENCH_RUNS) $(if $(strip $(BENCH_MB)),--mb $(BENCH_MB))
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

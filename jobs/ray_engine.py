@@ -218,6 +218,22 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+def _connect_error(address: str, error: BaseException) -> str:
+    """What went wrong joining the cluster, in a line."""
+    causes = []
+    cause: BaseException | None = error
+    while cause is not None:
+        causes.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if any("InvalidAuthToken" in text for text in causes):
+        return (
+            f"the Ray cluster at {address} wants its token: set RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN "
+            "(or ~/.ray/auth_token) to the cluster's token"
+        )
+    first_line = causes[0].strip().split("\n", 1)[0]
+    return f"cannot join the Ray cluster at {address}: {first_line}"
+
+
 def _hold_first_task(folder: Path, seq: int) -> None:
     """For the fault test: the first batch's task, on its first attempt, writes its
     process id and waits (at most a minute) for the test to kill it; Ray runs it again."""
@@ -279,6 +295,18 @@ def _first_of_each_key(block: pa.Table) -> pa.Table:
     frame = pl.from_arrow(block)
     assert isinstance(frame, pl.DataFrame)
     return frame.group_by("dedup_key").agg(pl.col("position").min().alias("first")).select("first").to_arrow()
+
+
+def _node_labels() -> dict[str, str]:
+    """Each node's id as the figures name it: ``<id's first 8 hex> (head|worker, N CPU)``."""
+    import ray  # noqa: PLC0415
+
+    labels = {}
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        resources = node.get("Resources", {})
+        role = "head" if "node:__internal_head__" in resources else "worker"
+        labels[node["NodeID"]] = f"{node['NodeID'][:8]} ({role}, {resources.get('CPU', 0):g} CPU)"
+    return labels
 
 
 def _cluster_cpus() -> int:
@@ -368,10 +396,7 @@ class RayEngine:
             try:
                 ray.init(address=address, **options)
             except (ConnectionError, ValueError, RuntimeError) as error:
-                first_line = str(error).strip().split("\n", 1)[0]
-                raise RayEngineError(
-                    f"cannot reach the Ray cluster at {self.address}: {first_line}"
-                ) from None
+                raise RayEngineError(_connect_error(address, error)) from None
             self._started = True
         self.figures.connect_s = time.perf_counter() - started
         self._warm_workers()
@@ -465,7 +490,8 @@ class RayEngine:
             first[positions.rows_of(expected)] = True
             yield PreparedBatch(batch, pl.Series("earlier_copy", ~first))
         figures.finish_s = time.perf_counter() - started
-        figures.tasks_per_node = dict(nodes)
+        labels = _node_labels()
+        figures.tasks_per_node = {labels.get(node, node): count for node, count in nodes.items()}
 
 
 def _import_task_modules() -> None:

@@ -35,6 +35,9 @@ from jobs.ray_engine import HOLD_FIRST_TASK_ENV, RayEngine
 from tests.conftest import ARCHIVE_GENERATOR, EXAMPLE_ARCHIVE, FOUND, REALDATA, compound, in_ci
 from tests.test_reader_hermes import make_state_db
 
+# Ray Data copies its context's deprecated fields each time a dataset starts
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+
 #: Rules that keep short answers too: more pairs, and more duplicates across batches.
 LOOSE = ("--min-words", "1", "--min-ratio", "0")
 LOOSE_RULES = PairRules(min_words=1, min_ratio=0)
