@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import zlib
@@ -12,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
+import numpy as np
 import orjson
 import zstandard
 from zlib_ng import gzip_ng, zlib_ng
@@ -351,35 +353,65 @@ SNIFF_RULES = json_array.WalkRules(
 
 def _detect_document(path: Path, stream: _UntilBroken, text: bytes, forced_format: str | None) -> Detected:
     """One JSON document (or JSON lines whose first record is longer than
-    ``FIRST_LINE_BYTES``), told from its outline, read a buffer at a time: the document is
-    never parsed whole. ``text``: the bytes read so far, from the ``{`` on.
+    ``FIRST_LINE_BYTES``), told from its outline, read a buffer at a time: a document
+    larger than ``SNIFF_VALUE_BYTES`` is never parsed whole (a smaller one is: its outline
+    would be itself). ``text``: the bytes read so far, from the ``{`` on.
 
     A document cut short, or followed by more, is told from what came before: reading it
     quarantines the rest, as it does for an array.
     """
+    if len(text) <= SNIFF_VALUE_BYTES:
+        text += _read_up_to(stream, SNIFF_VALUE_BYTES + 1 - len(text))
+        if len(text) <= SNIFF_VALUE_BYTES:  # the whole document
+            try:
+                document = _loads(text)
+            except (ValueError, RecursionError):
+                pass  # its outline tells what is wrong, and what is not
+            else:
+                return _told(path, document, one_line=b"\n" not in text.rstrip(), forced_format=forced_format)
     *_, outline = json_array.document(stream, SNIFF_RULES, head=text)
     assert isinstance(outline, json_array.Outline)
     try:
         document = _loads(outline.text)
     except (ValueError, RecursionError) as error:
         return Detected(path, damaged=f"invalid JSON document: {error}")
-    if outline.one_line:  # a record on a line of its own: JSON lines, or one object on one line
+    following = []
+    if outline.one_line:
         rest = outline.rest if outline.rest_is_all else outline.rest[: outline.rest.rfind(b"\n") + 1]
         following = _following_records(rest.split(b"\n", 1)[1] if b"\n" in rest else b"")
-        found = _lines_or_one_object(
-            path,
-            [document, *following],
-            one_object=not outline.more,
-            forced_format=forced_format,
-            document_first=True,
-        )
-    else:
-        found = _pick(
-            path, ("document",), document, forced_format, lambda: f"a JSON document, {_keys(document)}"
-        )
+    found = _told(
+        path,
+        document,
+        one_line=outline.one_line,
+        more=outline.more,
+        following=following,
+        forced_format=forced_format,
+    )
     if outline.damaged is not None and not outline.more and found.reader is None:
         return Detected(path, damaged=f"invalid JSON document: {outline.damaged}")
     return found
+
+
+def _told(
+    path: Path,
+    document: Any,
+    *,
+    one_line: bool,
+    forced_format: str | None,
+    more: bool = False,
+    following: list[Any] | None = None,
+) -> Detected:
+    """A document's reader; one on a line of its own (``one_line``) is a JSON lines record
+    (``more``: more follow it, ``following``: the next ones parsed) or one object on one line."""
+    if one_line:
+        return _lines_or_one_object(
+            path,
+            [document, *(following or [])],
+            one_object=not more,
+            forced_format=forced_format,
+            document_first=True,
+        )
+    return _pick(path, ("document",), document, forced_format, lambda: f"a JSON document, {_keys(document)}")
 
 
 def _detect_lines(
@@ -502,9 +534,10 @@ class Piece:
     #: for a database: the keys of the first and last session to read, and the number of
     #: the first (None: the database holds no session)
     sessions: tuple[Any, Any, int] | None = None
-    #: for a document's elements: the list they are elements of (``Reader.lists``); a
-    #: document's last piece, its header, has none (nor spans)
+    #: for a document's elements: the list they are elements of (``Reader.lists``)
     member: str | None = None
+    #: on a document's last piece: its header (``jobs.json_array.Outline``)
+    header: bytes | None = None
 
     @property
     def length(self) -> int:
@@ -634,17 +667,63 @@ HEADER_VALUE_BYTES = 1024 * 1024
 HEADER_BYTES = 8 * 1024 * 1024
 
 
-def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
-    """A JSON document's lists (``Reader.lists``) in pieces of whole elements, about a
-    quarter of a batch each, then its header (the document without those lists, its large
-    values pruned: ``jobs.json_array.Outline``), the file's last piece. Where the document
-    breaks off (cut short, not JSON, more after its ``}``, a compressed stream that breaks),
-    a damaged piece says so, and what came before is read.
+#: A document up to this size, in a file that is not compressed, is one piece, read whole
+#: and decoded whole with the batch's other small documents (``Reader.read_whole``), as a
+#: whole file is: walking it costs half a millisecond a file, whatever its size, which a
+#: folder of thousands of session logs would pay thousands of times. One that does not
+#: decode whole is walked then (``walk_document``), and its parts read as a larger
+#: document's are.
+WHOLE_DOCUMENT_BYTES = 1024 * 1024
 
-    As an array's pieces, the pieces of a file that is not compressed hold only their
-    elements' bounds, and are read again by the thread that reads their batch.
-    """
+
+def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
+    """A JSON document as the pieces ``_walked`` cuts it into; a small one in a file that
+    is not compressed, whole (``WHOLE_DOCUMENT_BYTES``)."""
     path, size = found.path, found.path.stat().st_size
+    if found.compression is None and size <= WHOLE_DOCUMENT_BYTES:
+        yield Piece(file_index, path, reader, 0, b"", ends_file=True, size=size, deferred=True)
+        return
+    with open_decompressed(path, found.compression) as handle:
+        keep_data = found.compression is not None
+        yield from _walked(
+            file_index, path, reader, handle, size=size, max_bytes=max_bytes, keep_data=keep_data
+        )
+
+
+def walk_document(piece: Piece, max_bytes: int) -> Iterator[Piece]:
+    """A document read whole (a piece of a small document, with its bytes) in the pieces
+    ``_walked`` cuts it into: for one that does not decode whole."""
+    stream = io.BytesIO(piece.data)
+    yield from _walked(
+        piece.file_index,
+        piece.path,
+        piece.reader,
+        stream,
+        size=piece.size,
+        max_bytes=max_bytes,
+        keep_data=True,
+    )
+
+
+def _walked(
+    file_index: int,
+    path: Path,
+    reader: Reader,
+    stream: json_array.Readable,
+    *,
+    size: int,
+    max_bytes: int,
+    keep_data: bool,
+) -> Iterator[Piece]:
+    """A JSON document's lists (``Reader.lists``) in pieces of whole elements, about a
+    quarter of a batch each; the last piece carries the document's header (the document
+    without those lists, its large values pruned: ``jobs.json_array.Outline``). Where the
+    document breaks off (cut short, not JSON, more after its ``}``, a compressed stream that
+    breaks), a damaged piece says so, and what came before is read.
+
+    As an array's pieces, pieces that do not ``keep_data`` (a file not compressed) hold
+    only their elements' bounds, and are read again by the thread that reads their batch.
+    """
     quarter = max(1, max_bytes // ARRAY_PIECES_PER_BATCH)
     rules = json_array.WalkRules(
         lists=frozenset(reader.lists),
@@ -652,36 +731,35 @@ def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes
         buffer_bytes=quarter,
         value_bytes=HEADER_VALUE_BYTES,
         outline_bytes=HEADER_BYTES,
-        keep_data=found.compression is not None,
+        keep_data=keep_data,
     )
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    last = Piece(file_index, path, reader, 0, b"", False, 0, spans=empty)  # until a list's piece
     outline = None
-    with open_decompressed(path, found.compression) as handle:
-        stream = _UntilBroken(handle)
-        head = _read_up_to(stream, quarter)
-        bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
-        try:
-            for part in json_array.document(stream, rules, head=head[bom:]):
-                if isinstance(part, json_array.Outline):
-                    outline = part
-                    continue
-                spans = (part.starts, part.ends)
-                data = part.data or b""
-                piece = Piece(
-                    file_index, path, reader, part.first, data, False, 0, spans=spans, member=part.path
-                )
-                if part.data is None:
-                    piece = replace(piece, deferred=True, stored_at=(bom + part.offset, part.length))
-                yield piece
-        except json_array.NotAnObjectError as error:
-            yield Piece(file_index, path, reader, 0, b"", True, size, damaged=str(error))
-            return
+    until_broken = _UntilBroken(stream)
+    head = _read_up_to(until_broken, quarter)
+    bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
+    try:
+        for part in json_array.document(until_broken, rules, head=head[bom:]):
+            if isinstance(part, json_array.Outline):
+                outline = part
+                continue
+            if last.member is not None:
+                yield last
+            spans, data = (part.starts, part.ends), part.data or b""
+            last = Piece(file_index, path, reader, part.first, data, False, 0, spans=spans, member=part.path)
+            if part.data is None:
+                last = replace(last, deferred=True, stored_at=(bom + part.offset, part.length))
+    except json_array.NotAnObjectError as error:
+        yield Piece(file_index, path, reader, 0, b"", True, size, damaged=str(error))
+        return
     assert outline is not None
     damaged = outline.damaged
-    if stream.error is not None:
-        damaged = f"cannot decompress: {stream.error} ({damaged})"
+    if until_broken.error is not None:
+        damaged = f"cannot decompress: {until_broken.error} ({damaged})"
     if damaged is not None:
         yield Piece(file_index, path, reader, 0, outline.rest[:2000], False, 0, damaged=damaged)
-    yield Piece(file_index, path, reader, 0, outline.text, True, size)
+    yield replace(last, ends_file=True, size=size, header=outline.text)
 
 
 def _session_ranges(path: Path, reader: Reader, max_bytes: int) -> Iterator[tuple[Any, Any, int, int]]:

@@ -539,9 +539,10 @@ class _Walker:
     def _next(self) -> tuple[int, tuple[int, int, int]]:
         """The token at the cursor and its index (the cursor moves past it)."""
         window = self.window
-        index = window.find(_any_token, window.cursor - 1)
-        if index < 0:
-            raise _Damaged("the document ends before its closing }")
+        index = window.cursor
+        while index >= window.next_index:  # none held: read on
+            if not window.read_more():
+                raise _Damaged("the document ends before its closing }")
         window.cursor = index + 1
         return index, window.token(index)
 

@@ -18,8 +18,9 @@ from urllib.parse import quote
 import connectorx
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from jobs.discover import UTF8_BOM, Piece, batches, detect
+from jobs.discover import ARRAY_PIECES_PER_BATCH, UTF8_BOM, Piece, batches, detect, walk_document
 from jobs.lines import Content, binary_spans, raw_lines, universal_newlines
 from jobs.sharegpt_exact import ExactPath, Quarantine, json_type
 from transforms.readers import Reader
@@ -61,8 +62,9 @@ def _place(piece: Piece, line: int | None, member: str | None = None) -> tuple[i
 
 
 def _as_text(lines: pl.DataFrame, pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
-    """``raw`` cast to ``text``. A record that is not UTF-8 is quarantined and left blank,
-    so that line numbers stay true."""
+    """``raw`` cast to ``text``. A record that is not UTF-8 is quarantined and left out: an
+    element (of an array, of a document's list) keeps its position in ``line``; a line is
+    left blank instead, so that the numbers of the lines after it stay true."""
     try:
         lines = lines.with_columns(pl.col("raw").cast(pl.String).alias("text"))
     except pl.exceptions.ComputeError:  # polars' cast rejects the whole column, even non-strict
@@ -83,7 +85,9 @@ def _as_text(lines: pl.DataFrame, pieces: list[Piece], quarantine: Quarantine) -
         quarantine.add(
             file_index, file, where, f"{prefix}invalid UTF-8: {reason}", content.decode("utf-8", "replace")
         )
-    return lines.drop("raw").with_columns(pl.col("text").fill_null(""))
+    if pieces[0].reader.layout == "lines":
+        return lines.drop("raw").with_columns(pl.col("text").fill_null(""))
+    return lines.drop("raw").filter(pl.col("text").is_not_null())
 
 
 def _raw_lines(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
@@ -125,23 +129,43 @@ def _elements(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
 def _document_records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
     """The records of pieces of documents as text: a row per element of a list (``line``:
     its position, ``list``: the list) and one per document's header (``line`` and ``list``
-    null), in the documents' order."""
-    frames = []
-    for piece in pieces:
-        if piece.spans is None:  # the header, the document's last piece
-            rows = pl.DataFrame(
-                {
-                    "file_index": pl.Series([piece.file_index], dtype=pl.Int32),
-                    "file": [str(piece.path)],
-                    "line": pl.Series([None], dtype=pl.Int64),
-                    "raw": pl.Series([piece.data], dtype=pl.Binary),
-                    "list": pl.Series([None], dtype=pl.String),
-                }
-            )
-        else:
-            rows = _element_rows(piece).with_columns(pl.lit(piece.member, pl.String).alias("list"))
-        frames.append(rows)
-    return _as_text(pl.concat(frames), pieces, quarantine).select(*RECORDS_SCHEMA.names(), "list")
+    null), in one frame whatever the number of pieces (a folder of small session files is
+    a piece each)."""
+    places = pl.DataFrame(
+        {
+            "file_index": pl.Series([piece.file_index for piece in pieces], dtype=pl.Int32),
+            "file": pl.Series([str(piece.path) for piece in pieces], dtype=pl.String),
+            "first": pl.Series([piece.first_line for piece in pieces], dtype=pl.Int64),
+            "count": pl.Series(
+                [len(piece.spans[0]) if piece.spans else 0 for piece in pieces], dtype=pl.Int64
+            ),
+            "list": pl.Series([piece.member for piece in pieces], dtype=pl.String),
+        }
+    )
+    chunks = [binary_spans(piece.data, *piece.spans) for piece in pieces if piece.spans is not None]
+    elements = (
+        places.select(
+            "file_index",
+            "file",
+            pl.int_ranges("first", pl.col("first") + pl.col("count"), dtype=pl.Int64).alias("line"),
+            "list",
+        )
+        .explode("line")
+        .filter(pl.col("line").is_not_null())
+        .with_columns(pl.Series("raw", pa.chunked_array(chunks, type=pa.binary_view()), dtype=pl.Binary))
+    )
+    with_header = [piece for piece in pieces if piece.header is not None]
+    headers = pl.DataFrame(
+        {
+            "file_index": pl.Series([piece.file_index for piece in with_header], dtype=pl.Int32),
+            "file": pl.Series([str(piece.path) for piece in with_header], dtype=pl.String),
+            "line": pl.Series([None] * len(with_header), dtype=pl.Int64),
+            "list": pl.Series([None] * len(with_header), dtype=pl.String),
+            "raw": pl.Series([piece.header for piece in with_header], dtype=pl.Binary),
+        }
+    )
+    records = _as_text(pl.concat([elements, headers]), pieces, quarantine)
+    return records.select(*RECORDS_SCHEMA.names(), "list")
 
 
 def _records(pieces: list[Piece], quarantine: Quarantine) -> pl.DataFrame:
@@ -315,11 +339,12 @@ DOCUMENT_DECODE_BYTES = 8 << 20
 def _read_documents(
     reader: Reader, pieces: list[Piece], quarantine: Quarantine, exact: ExactPath
 ) -> list[pl.DataFrame]:
-    """Documents, a piece of their lists' elements at a time and their headers last: pieces
-    are loaded, decoded into the reader's columns (a few small ones together) and let go,
-    and the reader reads the decoded rows of whole documents (a conversation is paired
-    whole). ShareGPT records the typed decoder cannot read exactly are decoded in Python
-    (``ExactPath.decode_document_record``)."""
+    """Documents: small ones read whole, together (``_read_whole``); larger ones, and small
+    ones that do not decode whole, a piece of their lists' elements at a time with their
+    headers: pieces are loaded, decoded into the reader's columns (a few small ones
+    together) and let go, and the reader reads the decoded rows of whole documents (a
+    conversation is paired whole). ShareGPT records the typed decoder cannot read exactly
+    are decoded in Python (``ExactPath.decode_document_record``)."""
     decode_records = reader.decode
     assert decode_records is not None
     decoded: list[pl.DataFrame] = []
@@ -339,21 +364,73 @@ def _read_documents(
         for file_index, file, line, text, member in pl.concat([slow, rejected]).iter_rows():
             exact.decode_document_record(file_index, file, line, member, text)
 
+    whole: list[Piece] = []
     group: list[Piece] = []
     size = 0
-    for piece in pieces:
-        for whole in _loaded([piece], quarantine):
-            group.append(whole)
-            size += len(whole.data)
+
+    def add(piece: Piece) -> None:
+        nonlocal group, size
+        for loaded in _loaded([piece], quarantine):
+            group.append(loaded)
+            size += len(loaded.data) + len(loaded.header or b"")
             if size >= DOCUMENT_DECODE_BYTES:
                 decode(group)
                 group, size = [], 0
+
+    for piece in pieces:
+        if piece.spans is None and piece.damaged is None:  # a small document, read whole
+            whole += _loaded([piece], quarantine)
+        else:
+            add(piece)
+    frames = []
+    if whole:
+        read, walk = _read_whole(reader, whole)
+        frames.append(read)
+        for piece in walk:
+            for part in walk_document(piece, DOCUMENT_DECODE_BYTES * ARRAY_PIECES_PER_BATCH):
+                add(part)
     if group:
         decode(group)
     decoded += exact.decoded_documents()
-    if not decoded:
-        return []
-    return [reader.read(pl.concat(decoded, how="vertical_relaxed").lazy()).collect()]
+    if decoded:
+        frames.append(reader.read(pl.concat(decoded, how="vertical_relaxed").lazy()).collect())
+    return frames
+
+
+def _read_whole(reader: Reader, pieces: list[Piece]) -> tuple[pl.DataFrame, list[Piece]]:
+    """Small documents, one a piece, decoded whole in one go by ``Reader.read_whole``; and
+    those that are not (not UTF-8, text the typed ShareGPT decoder cannot read exactly, a
+    document that does not decode whole), to be walked and read in pieces: what goes wrong
+    in them is then found and quarantined element by element."""
+    assert reader.read_whole is not None
+    by_file = {piece.file_index: piece for piece in pieces}
+    bom = [len(UTF8_BOM) if piece.data.startswith(UTF8_BOM) else 0 for piece in pieces]
+    one_span = [
+        binary_spans(piece.data, np.array([skip]), np.array([len(piece.data)]))
+        for piece, skip in zip(pieces, bom, strict=True)
+    ]
+    raw = pl.Series("raw", pa.chunked_array(one_span, type=pa.binary_view()), dtype=pl.Binary)
+    try:
+        text = raw.cast(pl.String)  # views into the files' bytes, as lines are
+    except pl.exceptions.ComputeError:  # one is not UTF-8: it is walked, and its elements told apart
+        text = pl.Series([_utf8_or_none(value) for value in raw], dtype=pl.String)
+    records = pl.DataFrame(
+        {
+            "file_index": pl.Series(list(by_file), dtype=pl.Int32),
+            "file": pl.Series([str(piece.path) for piece in pieces], dtype=pl.String),
+            "line": pl.Series([None] * len(pieces), dtype=pl.Int64),
+            "text": text,
+        },
+        schema=RECORDS_SCHEMA,
+    )
+    walk = records["text"].is_null()
+    if reader.needs_exact is not None:
+        walk |= records.select(reader.needs_exact(pl.col("text")).fill_null(value=False).alias("exact"))[
+            "exact"
+        ]
+    read, rejected = _decode(reader.read_whole, _in_chunks(records.filter(~walk)))
+    walked = pl.concat([records.filter(walk)["file_index"], rejected["file_index"]])
+    return read, [by_file[file_index] for file_index in walked.to_list()]
 
 
 def _runs_or_chats(reader: Reader, messages: list[pl.DataFrame]) -> list[pl.DataFrame]:

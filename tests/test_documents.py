@@ -36,6 +36,13 @@ DOCUMENT_READERS = {reader.format: reader for reader in (*openai.READERS, *claud
 LONG = " ".join(["word"] * 40)
 
 
+@pytest.fixture(autouse=True)
+def walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every document walked and read in pieces, however small (a small one is read whole
+    unless it does not decode whole: ``test_a_small_document_...``)."""
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", 0)
+
+
 def _whole(reader: Reader, text: str, file: str) -> pl.DataFrame:
     """What the reader makes of the whole document, as a batch holds it."""
     records = pl.LazyFrame(
@@ -75,9 +82,9 @@ def test_a_real_document_read_in_pieces_gives_what_it_gives_whole(path: Path, ba
     found = detect(path)
     assert found.reader is not None
     pieces = next(batches([found], batch_bytes))
-    assert pieces[-1].spans is None  # the header, last
-    if batch_bytes == 64:  # an element a piece, the header last
-        assert len(pieces) >= 4
+    assert [piece.header is not None for piece in pieces] == [False] * (len(pieces) - 1) + [True]
+    if batch_bytes == 64:  # an element a piece
+        assert len(pieces) >= 3
     read = read_batch(pieces)
     assert read.quarantine.is_empty()
     assert_frame_equal(read.messages, _whole(found.reader, path.read_text(), str(path)))
@@ -420,3 +427,55 @@ def test_a_sharegpt_session_document_takes_the_exact_path_where_the_typed_decode
             ("7", None, 2, "gpt", None),
             ("7", None, 4, "gpt", LONG),
         ]
+
+
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_a_small_document_is_read_whole_and_walked_only_where_it_does_not_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    """Read whole (with the other small documents of its batch) or walked, a document gives
+    the same; one that does not decode whole is walked, and what breaks it quarantined
+    alone."""
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
+    good = _write(tmp_path / "good.traj", _run(6))
+    text = good.read_text()
+    marker = json.dumps(_run(6)["history"][5], indent=2).replace("\n", "\n    ")
+    bad = tmp_path / "bad.traj"
+    bad.write_text(text.replace(marker, '{"role": "user" "content": "no colon"}', 1))
+    hermes_log = _write(tmp_path / "session_h.json", INLINE["hermes"][1])
+    found = [detect(path) for path in (good, bad, hermes_log)]
+    (batch,) = batches(found, 1 << 30)
+    assert [piece.spans is None for piece in batch] == [bool(whole_bytes)] * 3  # read whole, or walked
+    read = read_batch(batch)
+    assert [error.split(":")[0] for error in read.quarantine["error"]] == ["history[5]"]
+    by_file = read.messages.partition_by("file", as_dict=True)
+    assert by_file[(str(bad),)].height == by_file[(str(good),)].height - 1
+    assert found[0].reader is not None
+    assert_frame_equal(by_file[(str(good),)], _whole(found[0].reader, text, str(good)))
+
+
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_an_element_that_is_not_utf8_is_quarantined_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
+    document = {"session_id": "u", "platform": "cli", "messages": [*CHAT, _message("user", "caf\u00e9?")]}
+    path = tmp_path / "session_u.json"
+    path.write_bytes(
+        json.dumps(document, indent=2, ensure_ascii=False).encode().replace("caf\u00e9".encode(), b"caf\xe9")
+    )
+    read = _streamed(path, 1 << 30)
+    assert read.quarantine["error"].to_list() == ["messages[2]: invalid UTF-8: invalid continuation byte"]
+    assert read.messages["text"].to_list() == [CHAT[0]["content"], LONG]
+
+
+def test_an_array_element_that_is_not_utf8_is_quarantined_once(tmp_path: Path) -> None:
+    """It was quarantined twice: as not UTF-8, then, left blank, as not JSON."""
+    path = tmp_path / "sessions.json"
+    good = json.dumps({"id": "b", "conversations": [{"from": "human", "value": "Q?"}]}).encode()
+    path.write_bytes(
+        b'[{"id": "a", "conversations": [{"from": "human", "value": "caf\xe9"}]}, ' + good + b"]"
+    )
+    read = read_batch(next(batches([detect(path)], 1 << 30)))
+    assert read.quarantine["error"].to_list() == ["array element 0: invalid UTF-8: invalid continuation byte"]
+    assert read.messages["session_id"].to_list() == ["b"]

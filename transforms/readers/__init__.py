@@ -11,7 +11,9 @@ piece's records into columns of the reader's own, and ``read`` takes the decoded
 whole files. A ``document`` is one JSON object that keeps its conversation in a list (or
 several: ``Reader.lists``); ``decode`` gets a record per element of those lists (``line``:
 its position; ``list``: the list's key) and one for the document's header, the object with
-those lists left empty and its large values pruned (``line`` and ``list`` null).
+those lists left empty and its large values pruned (``line`` and ``list`` null). A small
+document is read whole, in one decode with others (``read_whole``), unless it does not
+decode so.
 Nothing about pairs lives here. ``read`` may raise ``polars.exceptions.ComputeError``
 when a record does not decode; the job then narrows the failure down to the records at
 fault and quarantines them.
@@ -64,6 +66,9 @@ class Reader:
     #: for the document layout: the keys of the lists that hold the conversation (a key one
     #: level down after a dot: ``answer_generation.train_messages``), read in pieces
     lists: tuple[str, ...] = ()
+    #: for the document layout: whole documents, one a record (``line`` null), into the
+    #: message table ``decode`` then ``read`` make of them: a small document is read so
+    read_whole: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
 
 
 @cache

@@ -353,8 +353,8 @@ def read_decoded_documents(events: pl.LazyFrame) -> pl.LazyFrame:
 
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
     """``{"loglines": [...events...]}``, one JSON document a record: one file, one session;
-    an event's place is its index (for tests and notebooks; the job decodes a document a
-    piece at a time, ``decode_document``)."""
+    an event's place is its index (``Reader.read_whole``: a small document; a larger one
+    is decoded a piece at a time, ``decode_document``)."""
     events = _decode(pl.col("text"), pl.Struct({"loglines": pl.List(EVENT_DTYPE)})).struct.field("loglines")
     return messages(
         records.select("file_index", "file", "line", events.alias("event"))
@@ -374,5 +374,6 @@ READERS = (
         agent=True,
         decode=decode_document,
         lists=("loglines",),
+        read_whole=read_document,
     ),
 )

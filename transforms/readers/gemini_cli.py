@@ -110,8 +110,8 @@ def _renamed(text: pl.Expr) -> pl.Expr:
 
 
 def read_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
-    """Whole chat files, one JSON document a record (for tests and notebooks; the job
-    decodes a chat a piece at a time, ``decode_gemini``)."""
+    """Whole chat files, one JSON document a record (``Reader.read_whole``: a small chat; a
+    larger one is decoded a piece at a time, ``decode_gemini``)."""
     decoded = _renamed(pl.col("text")).str.json_decode(GEMINI_DOCUMENT)
     return _read_messages(
         records.with_columns(decoded.alias("document"))
@@ -273,5 +273,6 @@ READERS: tuple[Reader, ...] = (
         agent=True,
         decode=decode_gemini,
         lists=("messages",),
+        read_whole=read_gemini,
     ),
 )

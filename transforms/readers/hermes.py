@@ -120,8 +120,9 @@ def _file_stem(prefix: str = "") -> pl.Expr:
 
 
 def read_session(records: pl.LazyFrame) -> pl.LazyFrame:
-    """Whole session logs, one JSON document a record: one conversation per file (for tests
-    and notebooks; the job decodes a log a piece at a time, ``decode_session``)."""
+    """Whole session logs, one JSON document a record: one conversation per file
+    (``Reader.read_whole``: a small log; a larger one is decoded a piece at a time,
+    ``decode_session``)."""
     session = pl.col("session")
     return _finish(
         records.select(
@@ -335,6 +336,7 @@ READERS = (
         agent=True,
         decode=decode_session,
         lists=("messages",),
+        read_whole=read_session,
     ),
     Reader(EXPORT, "lines", sniff_export, read_export, agent=True, line_per_conversation=True),
     Reader(GATEWAY, "lines", sniff_gateway, read_gateway, agent=True),

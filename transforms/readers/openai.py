@@ -383,8 +383,8 @@ def read_messages(messages: pl.LazyFrame) -> pl.LazyFrame:
 
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
     """A JSON array of records (the conversation is the position), one record, or a bare
-    array of messages (one conversation), one JSON document a record (for tests and
-    notebooks; the job decodes a record document a piece at a time, ``decode_document``)."""
+    array of messages (one conversation), one JSON document a record (``Reader.read_whole``:
+    a small record document; a larger one is decoded a piece at a time, ``decode_document``)."""
     as_array = (
         pl.when(pl.col("text").str.starts_with("["))
         .then(pl.col("text"))
@@ -625,5 +625,6 @@ READERS = (
         agent=None,
         decode=decode_document,
         lists=DOCUMENT_LISTS,
+        read_whole=read_document,
     ),
 )

@@ -196,8 +196,8 @@ def read_decoded_documents(decoded: pl.LazyFrame) -> pl.LazyFrame:
 
 def read_document(records: pl.LazyFrame) -> pl.LazyFrame:
     """A JSON array of sessions, or one session, one JSON document a record; the
-    conversation is its position (for tests and notebooks; the job decodes a session
-    document a piece at a time, ``decode_document``)."""
+    conversation is its position (``Reader.read_whole``: a small session document; a
+    larger one is decoded a piece at a time, ``decode_document``)."""
     as_array = (
         pl.when(pl.col("text").str.starts_with("["))
         .then(pl.col("text"))
@@ -235,5 +235,6 @@ READERS = (
         needs_exact=needs_exact_document,
         decode=decode_document,
         lists=("conversations",),
+        read_whole=read_document,
     ),
 )
