@@ -189,7 +189,8 @@ def breakdown(run: Run) -> str:
     parts = [
         f"connect {figures['connect_s']:.1f}",
         f"describe {figures['describe_s']:.1f}",
-        f"tasks {figures['prepare_s']:.1f} ({figures['task_cpu_s']:.1f} CPU-s in {figures['batches']} tasks)",
+        f"tasks {figures['prepare_s']:.1f} ({figures['batches']} tasks: {figures['task_s']:.1f} s in them, "
+        f"{figures['task_cpu_s']:.1f} CPU-s, at most {figures['busiest']} at once)",
         f"dedup {figures['dedup_s']:.1f}",
         f"driver pass {figures['finish_s']:.1f}",
     ]
@@ -282,6 +283,7 @@ def print_report(results: Results, runs: int) -> dict[str, float]:
     figures = median_ray.ray
     per_gb = {
         "tasks: read, find candidates (CPU-s/GB, added up over the tasks)": figures["task_cpu_s"] / gigabytes,
+        "tasks: time inside them (s/GB, added up)": figures["task_s"] / gigabytes,
         "dedup: keys sorted twice (wall s/GB, 2 CPUs)": figures["dedup_s"] / gigabytes,
         "driver: the whole run's CPU (CPU-s/GB)": median_ray.driver_cpu_s / gigabytes,
         "driver pass: mark, figures, write (wall s/GB)": figures["finish_s"] / gigabytes,

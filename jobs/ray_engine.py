@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -251,7 +252,7 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
     with the dedup keys of its candidates that pass the pair rules and the node that ran it."""
     import ray  # noqa: PLC0415 (on a worker, where ray is imported already)
 
-    started = time.perf_counter()
+    started, began_at, cpu = time.perf_counter(), time.time(), time.process_time()
     task: BatchTask = pickle.loads(row["task"])  # noqa: S301 (the driver's own descriptions)
     if options.hold_folder is not None:
         _hold_first_task(Path(options.hold_folder), task.seq)
@@ -268,7 +269,9 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
         "keys": _ipc(keys),
         "prepared": pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL),
         "node": ray.get_runtime_context().get_node_id(),
+        "began_at": began_at,
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
     }
 
 
@@ -350,7 +353,9 @@ class RayFigures:
     connect_s: float = 0.0  # ray.init: a local instance started, or a cluster joined
     describe_s: float = 0.0  # files detected and cut into task descriptions, on the driver
     prepare_s: float = 0.0  # the tasks: read, candidates (wall, the cluster's)
-    task_cpu_s: float = 0.0  # the same, added up over the tasks
+    task_s: float = 0.0  # the tasks' own time, added up
+    task_cpu_s: float = 0.0  # their CPU time (every thread), added up
+    busiest: int = 0  # the most tasks that ran at once
     dedup_s: float = 0.0  # the run's duplicates: groupby-min over the keys, sorted
     finish_s: float = 0.0  # the driver's pass: duplicates marked, figures, outputs written
     batches: int = 0
@@ -439,7 +444,7 @@ class RayEngine:
         # each sort, which take seconds to start (10 s a sort here, against 0.8 s)
         context.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
         logging.getLogger("ray.data").setLevel(logging.ERROR)
-        figures = self.figures
+        figures = self.figures = RayFigures(connect_s=self.figures.connect_s)  # this run's
 
         started = time.perf_counter()
         describer = _Describer()
@@ -480,16 +485,20 @@ class RayEngine:
             iter(kept.iter_batches(batch_size=POSITIONS_PER_FETCH, batch_format="numpy", prefetch_batches=1))
         )
         nodes: Counter[str] = Counter()
+        spans: list[tuple[float, int]] = []
         for expected, row in enumerate(prepared.iter_rows()):
             if row["seq"] != expected:
                 raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
             batch = pickle.loads(row["prepared"])  # noqa: S301 (our own tasks' output)
             nodes[row["node"]] += 1
-            figures.task_cpu_s += row["seconds"]
+            figures.task_s += row["seconds"]
+            figures.task_cpu_s += row["cpu_seconds"]
+            spans += [(row["began_at"], 1), (row["began_at"] + row["seconds"], -1)]
             first = np.zeros(batch.candidates.height, dtype=np.bool_)
             first[positions.rows_of(expected)] = True
             yield PreparedBatch(batch, pl.Series("earlier_copy", ~first))
         figures.finish_s = time.perf_counter() - started
+        figures.busiest = max(itertools.accumulate(step for _, step in sorted(spans)), default=0)
         labels = _node_labels()
         figures.tasks_per_node = {labels.get(node, node): count for node, count in nodes.items()}
 

@@ -73,8 +73,18 @@ def run_engine(
         outputs.commit(stats.as_dict())
 
 
-def assert_same_outputs(local: Path, on_ray: Path, *, messages: bool = True) -> None:
+def assert_same_outputs(
+    local: Path, on_ray: Path, *, messages: bool = True, damaged_files: bool = False
+) -> None:
+    """The same outputs. With ``damaged_files``, the quarantine's lines in any order: the
+    local engine writes a damaged file's line as its detection thread finds the file, and
+    a batch's lines as its writer writes the batch, so that their order depends on the
+    threads (the Ray engine detects every file first, and writes those lines first)."""
     for name in FILES:
+        if damaged_files and name == "quarantine.jsonl":
+            lines = sorted((on_ray / name).read_bytes().splitlines())
+            assert lines == sorted((local / name).read_bytes().splitlines())
+            continue
         assert (on_ray / name).read_bytes() == (local / name).read_bytes(), name
     for name in ("pairs", "candidates", *(("messages",) if messages else ())):
         assert_frame_equal(
@@ -158,7 +168,7 @@ def test_every_layout(tmp_path: Path, every_layout: Path, batch_bytes: int) -> N
     stats = json.loads((local / "stats.json").read_text())
     assert stats["damaged_files"] > 0
     assert len(stats["formats"]) >= 8
-    assert_same_outputs(local, on_ray)
+    assert_same_outputs(local, on_ray, damaged_files=True)
 
 
 def grow(archive: Path) -> None:
