@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -124,6 +125,25 @@ class Detected:
     damaged: str | None = None
     #: what an incremental run reads of a file it has read before (None: all of it)
     resume: Resume | None = None
+    #: of a document in a file that is not compressed: where its large values lie
+    passed_over: PassedOver | None = None
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """Where a document's large top-level values (lists and strings) start and end in its
+    file, as detection found them walking it: reading the document passes over those it
+    prunes with a seek, without reading them again, if the file is still the one detection
+    walked (its size and modification time)."""
+
+    size: int
+    mtime_ns: int
+    spans: tuple[tuple[int, int], ...]
+
+    def still_in(self, handle: IO[bytes]) -> bool:
+        """Whether the file open in ``handle`` is the one detection walked."""
+        stat = os.fstat(handle.fileno())
+        return (stat.st_size, stat.st_mtime_ns) == (self.size, self.mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -216,7 +236,14 @@ def detect(path: Path, forced_format: str | None = None) -> Detected:
             head = _read_up_to(handle, SNIFF_BYTES)
             compression = _compression(head)
             if compression is None and not head.startswith(SQLITE_MAGIC):
-                return _detect_json(path, head, handle, forced_format)
+                found = _detect_json(path, head, handle, forced_format)
+                if found.passed_over is not None:  # where it lies in this file as it is
+                    stat = os.fstat(handle.fileno())
+                    found = replace(
+                        found,
+                        passed_over=replace(found.passed_over, size=stat.st_size, mtime_ns=stat.st_mtime_ns),
+                    )
+                return found
     except OSError as error:
         return Detected(path, damaged=f"cannot read the file: {error.strerror or error}")
     if compression is None:
@@ -226,7 +253,7 @@ def detect(path: Path, forced_format: str | None = None) -> Detected:
             found = _detect_json(path, _read_up_to(stream, SNIFF_BYTES), stream, forced_format)
     except DECOMPRESSION_ERRORS as error:
         return Detected(path, damaged=f"cannot decompress: {error}")
-    return replace(found, compression=compression)
+    return replace(found, compression=compression, passed_over=None)
 
 
 #: How many files ``check_format_fits`` looks at (the first ones).
@@ -270,6 +297,9 @@ class _UntilBroken:
         self._stream = stream
         self.error: Exception | None = None
 
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return cast(json_array.Seekable, self._stream).seek(offset, whence)
+
     def read(self, size: int = -1, /) -> bytes:
         if self.error is not None:
             return b""
@@ -304,6 +334,7 @@ def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str 
     than that, is told from its outline (``_detect_document``).
     """
     text = head.removeprefix(UTF8_BOM).lstrip()
+    skip = len(head) - len(text)  # a byte order mark, whitespace
     if not text:
         return Detected(path, unrecognized="empty file")
     if text.startswith(b"["):
@@ -318,6 +349,9 @@ def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str 
         found = _detect_lines(path, until_broken, text, newline, forced_format)
     if found is None:
         found = _detect_document(path, until_broken, text, forced_format)
+        if found.passed_over is not None:  # offsets in the stream, from where ``text`` starts in it
+            spans = tuple((start + skip, end + skip) for start, end in found.passed_over.spans)
+            found = replace(found, passed_over=replace(found.passed_over, spans=spans))
     if found.reader is None and until_broken.error is not None:
         return Detected(path, damaged=f"cannot decompress: {until_broken.error}")
     return found
@@ -389,6 +423,8 @@ def _detect_document(path: Path, stream: _UntilBroken, text: bytes, forced_forma
     )
     if outline.damaged is not None and not outline.more and found.reader is None:
         return Detected(path, damaged=f"invalid JSON document: {outline.damaged}")
+    if found.reader is not None and found.reader.layout == "document" and outline.passed:
+        return replace(found, passed_over=PassedOver(0, 0, outline.passed))  # the file's figures: detect's
     return found
 
 
@@ -685,8 +721,10 @@ def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes
         return
     with open_decompressed(path, found.compression) as handle:
         keep_data = found.compression is not None
+        passed_over = found.passed_over
+        known = passed_over.spans if passed_over is not None and passed_over.still_in(handle) else ()
         yield from _walked(
-            file_index, path, reader, handle, size=size, max_bytes=max_bytes, keep_data=keep_data
+            file_index, path, reader, handle, size=size, max_bytes=max_bytes, keep_data=keep_data, known=known
         )
 
 
@@ -714,6 +752,7 @@ def _walked(
     size: int,
     max_bytes: int,
     keep_data: bool,
+    known: tuple[tuple[int, int], ...] = (),
 ) -> Iterator[Piece]:
     """A JSON document's lists (``Reader.lists``) in pieces of whole elements, about a
     quarter of a batch each; the last piece carries the document's header (the document
@@ -723,8 +762,13 @@ def _walked(
 
     As an array's pieces, pieces that do not ``keep_data`` (a file not compressed) hold
     only their elements' bounds, and are read again by the thread that reads their batch.
+    ``known``: where detection found the document's large values in the stream (it must
+    seek: ``PassedOver``).
     """
     quarter = max(1, max_bytes // ARRAY_PIECES_PER_BATCH)
+    until_broken = _UntilBroken(stream)
+    head = _read_up_to(until_broken, quarter)
+    bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
     rules = json_array.WalkRules(
         lists=frozenset(reader.lists),
         piece_bytes=quarter,
@@ -732,13 +776,11 @@ def _walked(
         value_bytes=HEADER_VALUE_BYTES,
         outline_bytes=HEADER_BYTES,
         keep_data=keep_data,
+        known=tuple((start - bom, end - bom) for start, end in known),
     )
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     last = Piece(file_index, path, reader, 0, b"", False, 0, spans=empty)  # until a list's piece
     outline = None
-    until_broken = _UntilBroken(stream)
-    head = _read_up_to(until_broken, quarter)
-    bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
     try:
         for part in json_array.document(until_broken, rules, head=head[bom:]):
             if isinstance(part, json_array.Outline):

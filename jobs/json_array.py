@@ -16,10 +16,11 @@ known (depth 1, outside any string), so no state crosses buffers.
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,10 @@ READ_CHUNK_BYTES = 8 << 20
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class Seekable(Readable, Protocol):
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
 
 
 class NotAnArrayError(ValueError):
@@ -335,6 +340,10 @@ class Outline:
     #: whether they are the rest of the stream
     rest: bytes = b""
     rest_is_all: bool = True
+    #: where the top-level members' values that were passed over or sampled (lists and
+    #: strings longer than ``WalkRules.value_bytes``) start and end: a later walk of the
+    #: same bytes may pass over them without reading them (``WalkRules.known``)
+    passed: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -362,6 +371,10 @@ class WalkRules:
     keep_data: bool = True
     #: how deep large objects are walked (past it, they are pruned)
     max_nesting: int = 8
+    #: top-level values known to start and end where an earlier walk of the same bytes found
+    #: them (``Outline.passed``): one to be pruned is passed over by a seek, not read (the
+    #: stream must seek)
+    known: tuple[tuple[int, int], ...] = ()
 
 
 #: A member's keys from the document's top: ``("answer_generation", "train_messages")``.
@@ -439,6 +452,17 @@ class _Window:
             if (newline := data.find(b"\n", max(0, offset - start))) >= 0:
                 self.first_newline = start + newline
                 return
+
+    def jump(self, to: int, depth: int) -> None:
+        """Go on from the stream's offset ``to``, at ``depth`` outside any string, without
+        reading what lies before it (the end of a value whose bounds are known)."""
+        cast(Seekable, self._stream).seek(to - self.end, os.SEEK_CUR)
+        self._chunks.clear()
+        self.base = self.cursor = self.next_index
+        self.positions, self.chars, self.levels = self.positions[:0], self.chars[:0], self.levels[:0]
+        self.end = self.retain = to
+        self._state = ScanState(depth)
+        self.at_end = False
 
     @property
     def next_index(self) -> int:
@@ -533,6 +557,8 @@ class _Walker:
         self.window = window
         self.rules = rules
         self.lists = {tuple(path.split(".")) for path in rules.lists}
+        self.known = dict(rules.known)
+        self.passed: list[tuple[int, int]] = []
         self.prefixes = {path[:depth] for path in self.lists for depth in range(1, len(path))}
         self.outline_size = 0
 
@@ -627,13 +653,32 @@ class _Walker:
             window.cursor = index + 1
             return (yield from self._object(path, level + 1, nesting + 1, start))
         if char == OPEN_ARRAY and rules.sample and self.outline_size < rules.outline_bytes:
-            return (yield from self._sample(path, index, start, level, nesting))
+            sample = yield from self._sample(path, index, start, level, nesting)
+            if len(path) == 1:
+                self.passed.append((start, window.token(window.cursor - 1)[0] + 1))
+            return sample
+        return self._pruned(path, index, (start, char), level)
+
+    def _pruned(self, path: Path, index: int, opened: tuple[int, int], level: int) -> bytes:
+        """An empty value of the kind of the one at ``index`` (``opened``: where it starts,
+        and its first byte), the cursor past it: passed over by a seek when an earlier walk
+        found where it ends (``WalkRules.known``), else read through."""
+        window = self.window
+        start, char = opened
+        top = len(path) == 1 and char != OPEN_OBJECT
+        known_end = self.known.get(start, -1) if top else -1
+        if known_end > window.end:
+            window.jump(known_end, level)
+            self.passed.append((start, known_end))
+            return _EMPTY_VALUES[char]
         window.cursor = index + 1
-        close = window.pass_over(at_level)
+        close = window.pass_over(_at_level(level))
         if close < 0:
             raise _Damaged(f"the document ends inside {'.'.join(path)}")
         self._check_close(char, close)
         window.cursor = close + 1
+        if top:
+            self.passed.append((start, window.token(close)[0] + 1))
         return _EMPTY_VALUES[char]
 
     def _check_close(self, opened: int, index: int) -> None:
@@ -777,4 +822,5 @@ def document(stream: Readable, rules: WalkRules, *, head: bytes = b"") -> Iterat
         if more:
             damaged = "more after the document's closing }"
     one_line = end >= 0 and not 0 <= window.first_newline < end
-    yield Outline(text, damaged, end, one_line, more, rest, window.at_end)
+    passed = tuple(walker.passed)
+    yield Outline(text, damaged, end, one_line, more, rest, window.at_end, passed)

@@ -5,8 +5,10 @@ element quarantined with its place, a document cut short read as far as it goes.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 import zstandard
 from polars.testing import assert_frame_equal
 
-from jobs import discover
+from jobs import discover, json_array
 from jobs.discover import batches, detect
 from jobs.read_batch import Batch, read_batch
 from tests.conftest import REALDATA, SHARED, require_shared, run_ours
@@ -479,3 +481,41 @@ def test_an_array_element_that_is_not_utf8_is_quarantined_once(tmp_path: Path) -
     read = read_batch(next(batches([detect(path)], 1 << 30)))
     assert read.quarantine["error"].to_list() == ["array element 0: invalid UTF-8: invalid continuation byte"]
     assert read.messages["session_id"].to_list() == ["b"]
+
+
+def test_the_read_passes_over_what_detection_found_large_unless_the_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection walks past a large value to see what follows it; the read then seeks past
+    it, if the file is still the one detection walked, and reads through it if not."""
+    monkeypatch.setattr(discover, "SNIFF_RULES", dataclasses.replace(discover.SNIFF_RULES, value_bytes=1000))
+    monkeypatch.setattr(discover, "SNIFF_VALUE_BYTES", 1000)  # walked, not parsed whole
+    monkeypatch.setattr(discover, "HEADER_VALUE_BYTES", 1000)
+    document = _run(8) | {"trajectory": [{"observation": 'output ] } \\ " , ' * 300}] * 4}
+    path = _write(tmp_path / "run.traj", document)
+    found = detect(path)
+    assert found.passed_over is not None
+    text = path.read_bytes()
+    for start, end in found.passed_over.spans:  # the trajectory, and the history (sampled)
+        assert (text[start : start + 1], text[end - 1 : end]) == (b"[", b"]")
+    keys = [text[:start].rstrip().rsplit(b"\n", 1)[-1].strip() for start, _ in found.passed_over.spans]
+    assert keys == [b'"trajectory":', b'"history":']
+    assert found.reader is not None
+    jumps: list[int] = []
+    jump = json_array._Window.jump
+
+    def counted(window: json_array._Window, to: int, depth: int) -> None:
+        jumps.append(to)
+        jump(window, to, depth)
+
+    monkeypatch.setattr(json_array._Window, "jump", counted)
+    read = read_batch(next(batches([found], 4096)))
+    assert jumps == [found.passed_over.spans[0][1]]  # past the trajectory (the history is read)
+    assert_frame_equal(read.messages, _whole(found.reader, text.decode(), str(path)))
+    changed = document | {"trajectory": [{"observation": "x"}]}  # what was there is elsewhere now
+    _write(path, changed)
+    os.utime(path, ns=(0, 0))
+    read = read_batch(next(batches([found], 4096)))  # with what detection found before
+    assert jumps == [found.passed_over.spans[0][1]]  # none more
+    assert read.quarantine.is_empty()
+    assert_frame_equal(read.messages, _whole(found.reader, path.read_text(), str(path)))
