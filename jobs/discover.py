@@ -716,7 +716,7 @@ def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes
     """A JSON document as the pieces ``_walked`` cuts it into; a small one in a file that
     is not compressed, whole (``WHOLE_DOCUMENT_BYTES``)."""
     path, size = found.path, found.path.stat().st_size
-    if found.compression is None and size <= WHOLE_DOCUMENT_BYTES:
+    if found.compression is None and size <= WHOLE_DOCUMENT_BYTES and reader.read_whole is not None:
         yield Piece(file_index, path, reader, 0, b"", ends_file=True, size=size, deferred=True)
         return
     with open_decompressed(path, found.compression) as handle:

@@ -1,16 +1,20 @@
-"""The elements of a top-level JSON array, found in its bytes without decoding it.
+"""The elements of a top-level JSON array, and the members of a top-level JSON object,
+found in their bytes without decoding them.
 
-A chat dataset ships as one JSON array of hundreds of MB. Decoding it whole costs many
-times its size in memory; here numpy finds where each element starts and ends, a buffer
-at a time, so that the elements can be decoded in batches as JSON lines are.
+A chat dataset ships as one JSON array of hundreds of MB, an agent's run as one object
+that is mostly one list. Decoding either whole costs many times its size in memory; here
+numpy finds where each element (or member) starts and ends, a buffer at a time, so that
+the elements can be decoded in batches as JSON lines are.
 
 The scan looks only at the bytes that can matter (``"`` ``[`` ``]`` ``{`` ``}`` ``,``,
 found with numpy a block at a time), in their order: a quote after an odd run of backslashes
 is escaped, the other quotes open and close strings, and outside strings the brackets
-give the depth. A comma
-at depth 1 ends an element; the ``]`` that brings the depth back to 0 ends the array.
-Every buffer but the first starts just after an element's comma, where the state is
-known (depth 1, outside any string), so no state crosses buffers.
+give the depth. In an array (``elements``), a comma at depth 1 ends an element; the ``]``
+that brings the depth back to 0 ends the array. Every buffer but the first starts just
+after an element's comma, where the state is known (depth 1, outside any string), so no
+state crosses buffers. An object (``document``) is walked with the scan's state carried
+from buffer to buffer instead, so that a member of any size can be passed over (see
+below).
 """
 
 from __future__ import annotations

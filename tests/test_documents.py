@@ -219,7 +219,11 @@ def _run(turns: int) -> dict[str, Any]:
     }
 
 
-def test_a_broken_element_is_quarantined_with_its_place_and_the_rest_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_a_broken_element_is_quarantined_with_its_place_and_the_rest_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
     good = _write(tmp_path / "good.traj", _run(6))
     text = good.read_text()
     broken = '{"role": "user" "content": "no colon"}'
@@ -238,7 +242,11 @@ def test_a_broken_element_is_quarantined_with_its_place_and_the_rest_read(tmp_pa
     assert stats["malformed_lines"] == 1
 
 
-def test_an_element_that_is_no_message_is_quarantined_with_its_place(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_an_element_that_is_no_message_is_quarantined_with_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
     path = _write(
         tmp_path / "session_s.json",
         {"session_id": "s", "platform": "cli", "messages": [*CHAT, {"role": "user", "content": {"a": 1}}]},
@@ -249,9 +257,11 @@ def test_an_element_that_is_no_message_is_quarantined_with_its_place(tmp_path: P
 
 
 @pytest.mark.parametrize("batch_bytes", [1 << 30, 256])
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
 def test_a_document_cut_in_its_list_keeps_the_elements_before_the_cut(
-    tmp_path: Path, batch_bytes: int
+    tmp_path: Path, batch_bytes: int, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
 ) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
     whole = json.dumps(_run(6), indent=2)
     path = tmp_path / "cut.traj"
     path.write_text(whole[: whole.index("Step 4")])  # inside the history's 10th element
@@ -266,7 +276,11 @@ def test_a_document_cut_in_its_list_keeps_the_elements_before_the_cut(
     assert read.messages["session_id"].unique().to_list() == [f"{path}[0]"]
 
 
-def test_a_document_cut_after_its_list_reads_it_all(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_a_document_cut_after_its_list_reads_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
     whole = json.dumps({**_run(3), "info": {"exit_status": "submitted", "submission": "diff"}}, indent=2)
     path = tmp_path / "cut.traj"
     path.write_text(whole[: whole.index("submission")])
@@ -275,7 +289,11 @@ def test_a_document_cut_after_its_list_reads_it_all(tmp_path: Path) -> None:
     assert read.messages.height == len(_run(3)["history"])
 
 
-def test_more_after_the_document_is_quarantined_and_the_document_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_more_after_the_document_is_quarantined_and_the_document_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
     path = tmp_path / "two.json"
     document = {"session_id": "s", "platform": "cli", "messages": CHAT}
     path.write_text(json.dumps(document, indent=2) + "\n" + json.dumps(document, indent=2))
@@ -284,7 +302,11 @@ def test_more_after_the_document_is_quarantined_and_the_document_read(tmp_path: 
     assert read.messages.height == 2
 
 
-def test_an_empty_list_reads_as_no_messages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_bytes", [0, 1 << 20])
+def test_an_empty_list_reads_as_no_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(discover, "WHOLE_DOCUMENT_BYTES", whole_bytes)
     path = _write(tmp_path / "session_e.json", {"session_id": "e", "platform": "cli", "messages": []})
     found = detect(path)
     assert found.reader is not None
