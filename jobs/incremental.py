@@ -28,7 +28,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -250,9 +250,9 @@ class Plan:
                     planned = sum(share for *_, share in ranges)
         self.bytes_planned += planned
         self.records.append(record)
-        return Detected(
-            found.path, found.reader, found.compression, found.unrecognized, found.damaged, resume
-        )
+        # ``replace`` keeps what detection found beside the layout (a document's large
+        # values, which the read then seeks past)
+        return replace(found, resume=resume)
 
     def manifest(self) -> pl.DataFrame:
         """This run's manifest: the unchanged files' rows, and those of the files it read."""
