@@ -27,7 +27,7 @@ import polars as pl
 
 from jobs.dataset_card import dataset_card
 from jobs.durable import fsync_path
-from jobs.incremental import DATASETS, STATE_DIR, STATE_JSON, State, StateError
+from jobs.incremental import DATASETS, LOCK, STATE_DIR, STATE_JSON, State, StateError
 from jobs.outputs import (
     PAIRS_JSONL,
     PARQUET_OUTPUTS,
@@ -128,7 +128,7 @@ def _shared_lock(out_dir: Path) -> int | None:
     except ImportError:
         return None
     try:
-        descriptor = os.open(out_dir / STATE_DIR / "lock", os.O_RDONLY)
+        descriptor = os.open(out_dir / STATE_DIR / LOCK, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
