@@ -63,6 +63,17 @@ def test_py_strip_is_strip(texts: list[str]) -> None:
     assert stripped == [text.strip() for text in texts]
 
 
+@given(st.lists(st.one_of(TEXTS, st.none()), max_size=5), st.integers(0, 60))
+def test_py_strip_of_a_column_with_few_padded_texts(padded: list[str | None], words: int) -> None:
+    """Only the padded texts are stripped and put back; the others, and the column
+    the expression reads, stay as they were."""
+    texts = [f"word{n}" for n in range(words)] + padded
+    column = pl.Series(texts, dtype=pl.String)
+    stripped = pl.DataFrame({"text": column}).with_columns(py_strip(pl.col("text")).alias("stripped"))
+    assert stripped["stripped"].to_list() == [None if text is None else text.strip() for text in texts]
+    assert stripped["text"].to_list() == column.to_list() == texts
+
+
 def test_round_matches_python_on_every_small_ratio() -> None:
     grid = pl.DataFrame({"words": pl.int_range(0, 2001, eager=True)}).join(
         pl.DataFrame({"prompt": pl.int_range(1, 301, eager=True)}), how="cross"
