@@ -12,7 +12,7 @@ from functools import cache
 import polars as pl
 import polars_hash as plh
 
-from transforms.text import py_round_ratio_2, py_strip
+from transforms.text import PY_WHITESPACE, py_round_ratio_2, py_strip
 from transforms.words import word_count
 
 #: Filter names: ``not_final`` (only under ``responses="final"``), then the reference's
@@ -130,7 +130,10 @@ def content_filters(min_ratio: float, min_words: int, responses: str = "auto") -
         "low_ratio": (prompt_words == 0)
         | (response_words == 0)
         | (response_words.cast(pl.Float64) / prompt_words.cast(pl.Float64) < min_ratio),
-        "code_only": py_strip(fenced.str.replace_all(CODE_FENCE, "")).str.len_chars() < 50,
+        # what is left of fenced code is nearly always padded: stripped whole (py_strip
+        # would first look for the texts that need it)
+        "code_only": fenced.str.replace_all(CODE_FENCE, "").str.strip_chars(PY_WHITESPACE).str.len_chars()
+        < 50,
         # one regex search (see CODE_FENCE): two literal ones cost 4x more
         "tool_call_artifact": response_start.str.contains("tool_call|function_call"),
     }

@@ -20,7 +20,8 @@ PY_WHITESPACE = (
 
 
 _WHITESPACE_CHARACTERS = list(PY_WHITESPACE)
-#: Past one text in this many with whitespace at an end, the whole column is stripped.
+#: Past one text (not null) in this many with whitespace at an end, the whole column is
+#: stripped.
 STRIP_ALL_WHEN_PADDED = 8
 
 
@@ -33,7 +34,9 @@ def strip_series(texts: pl.Series) -> pl.Series:
     rows = padded.arg_true()
     if rows.is_empty():
         return texts
-    if len(rows) > len(texts) // STRIP_ALL_WHEN_PADDED:  # putting many back costs more than it saves
+    if (
+        len(rows) > (len(texts) - texts.null_count()) // STRIP_ALL_WHEN_PADDED
+    ):  # putting many back costs more than it saves
         return texts.str.strip_chars(PY_WHITESPACE)
     # scatter writes into the series it is called on: a copy, so that the caller's stays whole
     return texts.clone().scatter(rows, texts.gather(rows).str.strip_chars(PY_WHITESPACE))
