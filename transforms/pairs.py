@@ -250,10 +250,11 @@ THRESHOLD_FILTERS = ("short_response", "low_ratio")
 
 @cache
 def _failed_lists() -> pl.DataFrame:
-    """Every combination of failed filters (a bit per filter) and its list of names.
+    """Every combination of failed filters (a bit per filter) and its list of names, in
+    the order of the bitmask (row ``m`` is mask ``m``).
 
-    Joining a candidate's bitmask to this table builds ``failed`` 20 times faster than
-    assembling a list per row from eleven conditional columns.
+    Taking a candidate's list by its bitmask from this table builds ``failed`` 20 times
+    faster than assembling a list per row from eleven conditional columns.
     """
     mask = pl.col("failed_mask")
     names = [pl.when((mask & (1 << bit)) > 0).then(pl.lit(name)) for bit, name in enumerate(FILTER_ORDER)]
@@ -269,14 +270,12 @@ def ledger(marked: pl.LazyFrame) -> pl.LazyFrame:
     failed_mask = pl.sum_horizontal(
         [pl.col(name).cast(pl.UInt16) * (1 << bit) for bit, name in enumerate(FILTER_ORDER)]
     ).cast(pl.UInt16)
-    return (
-        marked.with_columns(failed_mask.alias("failed_mask"))
-        .join(_failed_lists().lazy(), on="failed_mask", how="left", maintain_order="left")
-        .drop("failed_mask")
-        .with_columns(
-            pl.col("reject_reason").is_null().alias("kept"),
-            pl.when(has_ratio)
-            .then(py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")))
-            .alias("ratio"),
-        )
+    # a gather by position, not a join: a join took every column of the batch along
+    # (one batch of the 1 GB bench archive: 35 -> 12 ms)
+    return marked.with_columns(
+        pl.lit(_failed_lists()["failed"]).gather(failed_mask).alias("failed"),
+        pl.col("reject_reason").is_null().alias("kept"),
+        pl.when(has_ratio)
+        .then(py_round_ratio_2(pl.col("response_words"), pl.col("prompt_words")))
+        .alias("ratio"),
     )
