@@ -40,6 +40,8 @@ from bench.run_bench import (
     DEFAULT_CACHE,
     DEFAULT_GENERATOR,
     DEFAULT_SEED,
+    MAX_RAY_OVER_LOCAL,
+    RAY_RESULTS_FILE,
     ArchiveSpec,
     BenchError,
     default_files,
@@ -48,11 +50,9 @@ from bench.run_bench import (
 )
 
 RAY_SCRIPT = Path(sys.executable).parent / "ray"
-MAX_RAY_OVER_LOCAL = 1.5
 HEAD_PORT = 6391
 #: How long a node may take to start and join.
 NODE_START_TIMEOUT_S = 120
-RESULTS_FILE = "ray-results.json"
 #: Ray 2.60 nodes authenticate their clients with a token by default (``ray start`` keeps it
 #: in ~/.ray/auth_token); the clients, compound among them, use it in this mode.
 RAY_ENV = os.environ | {"RAY_AUTH_MODE": "token"}
@@ -299,6 +299,21 @@ def print_report(results: Results, runs: int) -> dict[str, float]:
     return per_gb
 
 
+def _commit() -> str:
+    """The checked-out commit the figures were measured at (short), if this is a clone."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from the PATH)
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "commit unknown"
+    return done.stdout.strip()
+
+
 def verdict(met: bool) -> str:
     return "PASS" if met else "FAIL"
 
@@ -324,8 +339,14 @@ def main(argv: Sequence[str]) -> int:
     side_by_side(results, work, args.runs, report)
     elsewhere(results, work, report)
     per_gb = print_report(results, args.runs)
-    saved = asdict(results) | {"archive": str(archive), "ratio": results.ratio, "per_gb": per_gb}
-    (args.cache / RESULTS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+    saved = asdict(results) | {
+        "archive": str(archive),
+        "ratio": results.ratio,
+        "per_gb": per_gb,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": _commit(),
+    }
+    (args.cache / RAY_RESULTS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
     if not all(results.same.values()):
         print(f"outputs differ: kept in {work}", file=sys.stderr)
         return 1

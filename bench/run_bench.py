@@ -841,6 +841,49 @@ def shape_targets(suite: SuiteResults, specs: ShapeSpecs) -> list[Target]:
     ]
 
 
+#: What ``make bench-ray`` (bench/ray_bench.py) writes into the cache, and its target.
+RAY_RESULTS_FILE = "ray-results.json"
+MAX_RAY_OVER_LOCAL = 1.5
+
+
+def ray_targets(cache: Path) -> list[Target]:
+    """The Ray engine's rows, from the last ``make bench-ray`` (a Ray node started on
+    this machine takes the run's two cores, so the suite does not run it): the figures
+    say when and at which commit they were measured, and are n/a until it has run."""
+    path = cache / RAY_RESULTS_FILE
+    label = "Ray engine (make bench-ray"
+    try:
+        saved = json.loads(path.read_text())
+        label += f", {saved['measured_at']}, {saved['commit']})"  # undated figures are not shown
+        ratio_over_local = float(saved["ratio"])
+        same = all(saved["same"].values())
+        nodes = len(saved["two_nodes"]["ray"]["tasks_per_node"])
+        pairs = int(saved["pairs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        label += ", no dated figures)"
+        return [
+            limit_target(
+                f"{label}: Ray / local wall", None, MAX_RAY_OVER_LOCAL, at_least=False, fmt=format_x
+            ),
+            Target(f"{label}: same outputs as the local engine", "n/a", "same pairs", NOT_MEASURED),
+            Target(f"{label}: two 1-CPU nodes, nodes given tasks", "n/a", ">= 2", NOT_MEASURED),
+        ]
+    return [
+        limit_target(
+            f"{label}: Ray / local wall", ratio_over_local, MAX_RAY_OVER_LOCAL, at_least=False, fmt=format_x
+        ),
+        Target(
+            f"{label}: same outputs as the local engine",
+            f"{'OK' if same else 'DIFFERENT'}, {pairs:,} pairs",
+            "same pairs",
+            PASS if same else FAIL,
+        ),
+        Target(
+            f"{label}: two 1-CPU nodes, nodes given tasks", str(nodes), ">= 2", PASS if nodes >= 2 else FAIL
+        ),
+    ]
+
+
 def beside_its_jsonl(
     label: str,
     kind: str,
@@ -2033,6 +2076,7 @@ def bench_suite(args: argparse.Namespace, cache: Path) -> int:
             *(suite_targets(suite, sizes) if issue_archives else []),
             *(shape_targets(suite, specs) if shapes else []),
             *(incremental_targets(suite.incremental, incremental_specs) if incremental else []),
+            *(ray_targets(cache) if issue_archives else []),
         ]
 
     def save() -> None:
