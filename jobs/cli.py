@@ -27,7 +27,6 @@ from rich.table import Table
 
 # typer vendors click; its UsageError is the base of every command-line error
 from typer._click.exceptions import UsageError
-from upath import UPath
 
 from jobs.compact import compact as compact_dataset
 from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
@@ -187,9 +186,9 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     _one_of(format_, (None, *format_names()), "--format")
     input_paths = _paths(inputs, "'INPUTS...'")
     out_path = _paths([out], "'--out'")[0]
-    if isinstance(out_path, UPath) and out_path.protocol in ("file", "local"):
+    if not isinstance(out_path, Path) and out_path.protocol in ("file", "local"):
         out_path = Path(out_path.path)  # a local folder: written and renamed into place as any
-    remote_out = out_path if isinstance(out_path, UPath) else None
+    remote_out = out_path if not isinstance(out_path, Path) else None
     if incremental and (remote_out is not None or any(is_remote(path) for path in input_paths)):
         raise typer.BadParameter(
             "reads and writes local paths only (its state needs renames, locks and modification times)",
@@ -251,9 +250,10 @@ def _paths(texts: list[str], hint: str) -> list[SessionPath]:
         raise typer.BadParameter(str(error), param_hint=hint) from None
 
 
-def _check_remote_out(out: UPath) -> None:
+def _check_remote_out(out: SessionPath) -> None:
     """A usage error, before anything is read, when ``out`` cannot be an output folder: it is
     a file, its bucket does not exist, or the store cannot be reached (credentials)."""
+    assert not isinstance(out, Path)
     try:
         if out.fs.isfile(out.path):
             raise typer.BadParameter(f"{out} is a file", param_hint="'--out'")
