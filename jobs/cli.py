@@ -31,7 +31,16 @@ from typer._click.exceptions import UsageError
 from jobs.compact import compact as compact_dataset
 from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
 from jobs.incremental import STATE_DIR, STATE_JSON, Dataset, StateError
-from jobs.outputs import PARQUET_COMPRESSIONS, STATS_JSON, OutputDirError, Outputs, scan_output
+from jobs.outputs import (
+    PAIRS_JSONL,
+    PARQUET_COMPRESSIONS,
+    PARQUET_OUTPUTS,
+    QUARANTINE_JSONL,
+    STATS_JSON,
+    OutputDirError,
+    Outputs,
+    scan_output,
+)
 from jobs.pairs_job import Engine, PairRules, RunStats, run, run_incremental
 from jobs.uris import SessionPath, UriError, as_path, describe_error, is_remote, upload_folder
 from transforms.analytics import (
@@ -46,6 +55,13 @@ from transforms.readers import format_names
 from transforms.secrets import SCRUB_MODES
 
 PARTITION_COLUMNS = (None, "model")
+#: What a run writes into --out (a Parquet output as a file, or partitioned as a folder):
+#: what is there of an earlier run under these names is replaced or removed.
+OUTPUT_NAMES = (
+    PAIRS_JSONL,
+    QUARANTINE_JSONL,
+    *(name for output in PARQUET_OUTPUTS for name in (output, f"{output}.parquet")),
+)
 #: Where a run's batches are read and prepared: this machine's cores, or a Ray cluster.
 ENGINES = ("local", "ray")
 
@@ -230,7 +246,7 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
         )
         if remote_out is not None and stats is not None:
             try:
-                upload_folder(local_out, remote_out, last=STATS_JSON)
+                upload_folder(local_out, remote_out, STATS_JSON, OUTPUT_NAMES)
             except Exception as error:
                 print(
                     f"compound: error: cannot upload the outputs to {out}: {describe_error(error)}",

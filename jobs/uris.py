@@ -18,10 +18,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -122,17 +122,35 @@ def local_copy(path: SessionPath) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def upload_folder(local: Path, out: SessionPath, last: str) -> None:
-    """Every file under ``local`` to the same place under ``out``, ``last`` (a file name
-    at the top) after all the others: an object store makes each object visible only once
-    its upload has completed, so ``last`` appearing (or changing) says every other output
-    of the run is whole."""
-    files = sorted(path for path in local.rglob("*") if path.is_file())
-    files.sort(key=lambda path: path.relative_to(local).as_posix() == last)
+def upload_folder(local: Path, out: SessionPath, marker: str, owned: Collection[str]) -> None:
+    """Every file under ``local`` to the same place under ``out``, ``marker`` (a file at the
+    top) as the commit: an object store has no rename, but makes each object visible only
+    once its upload has completed. So the old ``marker`` is removed first, the other files
+    are uploaded, then what an earlier run left under the names this run owns (``owned``:
+    top-level names, e.g. a partition this run did not write) is removed, and ``marker`` is
+    uploaded last. While ``marker`` is there, every output beside it is the run's it
+    describes; a run that fails on the way leaves no ``marker``."""
     assert not isinstance(out, Path)
     fs = out.fs
     base = out.path.rstrip("/")
-    for file in files:
-        target = f"{base}/{file.relative_to(local).as_posix()}"
-        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        fs.put_file(os.fspath(file), target)
+    files = {file.relative_to(local).as_posix(): file for file in local.rglob("*") if file.is_file()}
+    if fs.exists(f"{base}/{marker}"):
+        fs.rm_file(f"{base}/{marker}")
+    for name in sorted(files):
+        if name != marker:
+            _upload(fs, files[name], f"{base}/{name}")
+    for name in owned:
+        target = f"{base}/{name}"
+        if not fs.exists(target):
+            continue
+        listed = fs.find(target) if fs.isdir(target) else [target]
+        stale = [key for key in listed if key.removeprefix(base).lstrip("/") not in files]
+        if stale:
+            fs.rm(stale)
+    fs.invalidate_cache()
+    _upload(fs, files[marker], f"{base}/{marker}")
+
+
+def _upload(fs: Any, source: Path, target: str) -> None:
+    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)  # a local or mounted filesystem needs it
+    fs.put_file(os.fspath(source), target)

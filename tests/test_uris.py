@@ -128,6 +128,22 @@ def test_s3_in_and_out(
     assert stats["formats"]["hermes_db"]["messages"] > 0  # the database, read from its copy
 
 
+def test_a_later_run_replaces_the_earlier_runs_objects(
+    monkeypatch: pytest.MonkeyPatch, local_run: Path, s3_archive: str
+) -> None:
+    """What an earlier run wrote under names this one does not write (messages, partition
+    folders) is removed, as a local run removes it; stats.json is uploaded last."""
+    out_uri = f"s3://{BUCKET}/twice"
+    fs = fsspec.filesystem("s3")
+    extra = ("--emit-messages", "--partition-by", "model")
+    assert compound(monkeypatch, "pairs", s3_archive, "--out", out_uri, *extra) == 0
+    assert fs.exists(f"{BUCKET}/twice/messages")
+    assert compound(monkeypatch, "pairs", s3_archive, "--out", out_uri) == 0
+    fs.invalidate_cache()
+    written = sorted(name.removeprefix(f"{BUCKET}/twice/") for name in fs.find(f"{BUCKET}/twice"))
+    assert written == sorted(path.name for path in local_run.iterdir())
+
+
 def test_s3_in_local_out(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive: Path, local_run: Path, s3_archive: str
 ) -> None:
