@@ -152,6 +152,18 @@ def test_s3_in_local_out(
     assert_same_outputs(local_run, tmp_path, uri=s3_archive, path=archive)
 
 
+def test_files_named_by_uri(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive: Path, s3_archive: str
+) -> None:
+    """Files named one by one, by URI and by local path, in the order given."""
+    names = ("edge-cases/edge.jsonl", "agents/codex/rollout-large.jsonl.gz", "hermes/state.db")
+    local, by_uri = tmp_path / "local", tmp_path / "by-uri"
+    assert compound(monkeypatch, "pairs", *(str(archive / name) for name in names), "--out", str(local)) == 0
+    uris = [f"{s3_archive}/{name}" for name in names]
+    assert compound(monkeypatch, "pairs", *uris, "--out", str(by_uri)) == 0
+    assert_same_outputs(local, by_uri, uri=s3_archive, path=archive)
+
+
 def test_file_uris_in_and_out(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive: Path, local_run: Path
 ) -> None:
