@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from functools import cache
@@ -59,7 +59,7 @@ def is_session_file(path: SessionPath) -> bool:
     return name.endswith(SESSION_SUFFIXES)
 
 
-def find_session_files(inputs: list[SessionPath]) -> list[SessionPath]:
+def find_session_files(inputs: Sequence[SessionPath]) -> list[SessionPath]:
     """Every session file under the inputs, in the given order.
 
     A directory is searched recursively and its files sorted as ``sorted(Path.rglob())``
@@ -300,7 +300,7 @@ def detect(path: SessionPath, forced_format: str | None = None) -> Detected:
 FORMAT_CHECK_FILES = 20
 
 
-def check_format_fits(files: list[SessionPath], forced_format: str) -> None:
+def check_format_fits(files: Sequence[SessionPath], forced_format: str) -> None:
     """Raise an InputError when ``--format`` fits none of the first files: each is
     plainly another layout's, so that the run would read nothing from them.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -495,7 +495,7 @@ class LocalEngine:
 
 
 def run(
-    files: list[SessionPath],
+    files: Sequence[SessionPath],
     rules: PairRules,
     outputs: Outputs | None,
     *,
@@ -536,7 +536,7 @@ def run(
 class _Job:
     """One run's inputs and options (``run``'s arguments)."""
 
-    files: list[SessionPath]
+    files: Sequence[SessionPath]
     rules: PairRules
     outputs: Outputs | None
     forced_format: str | None
@@ -652,7 +652,7 @@ RACY_MARGIN_NS = 2_000_000_000
 
 
 def run_incremental(
-    files: list[SessionPath],
+    files: Sequence[SessionPath],
     rules: PairRules,
     outputs: Outputs,
     dataset: Dataset,

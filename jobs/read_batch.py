@@ -9,7 +9,7 @@ the exact path (``jobs.sharegpt_exact``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 from urllib.parse import quote
@@ -486,7 +486,7 @@ def read_batch(pieces: list[Piece]) -> Batch:
     )
 
 
-def read_files(paths: list[SessionPath], forced_format: str | None = None) -> Batch:
+def read_files(paths: Sequence[SessionPath], forced_format: str | None = None) -> Batch:
     """Detect and read whole files into one batch (for tests and notebooks)."""
     pieces = [
         piece for batch in batches([detect(p, forced_format) for p in paths], 1 << 62) for piece in batch
