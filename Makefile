@@ -17,7 +17,7 @@ help:  ## list the targets
 
 setup:  ## install uv if missing, then the locked environment (.venv)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --locked --quiet --compile-bytecode --extra ray
+	$(UV) sync --locked --quiet --compile-bytecode --extra ray --extra cloud
 	@# the project's own modules too (an editable install's sources are not in site-packages):
 	@# where PYTHONDONTWRITEBYTECODE is set, every run would compile them again (~50 ms)
 	$(UV) run --locked python -m compileall -q jobs transforms bench > /dev/null

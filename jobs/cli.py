@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Annotated, Any
 
 import polars as pl
@@ -30,8 +31,18 @@ from typer._click.exceptions import UsageError
 from jobs.compact import compact as compact_dataset
 from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
 from jobs.incremental import STATE_DIR, STATE_JSON, Dataset, StateError
-from jobs.outputs import PARQUET_COMPRESSIONS, OutputDirError, Outputs, scan_output
+from jobs.outputs import (
+    PAIRS_JSONL,
+    PARQUET_COMPRESSIONS,
+    PARQUET_OUTPUTS,
+    QUARANTINE_JSONL,
+    STATS_JSON,
+    OutputDirError,
+    Outputs,
+    scan_output,
+)
 from jobs.pairs_job import Engine, PairRules, RunStats, run, run_incremental
+from jobs.uris import SessionPath, UriError, as_path, describe_error, is_remote, upload_folder
 from transforms.analytics import (
     DEFAULT_SWEEP_RATIOS,
     DEFAULT_SWEEP_WORDS,
@@ -44,6 +55,13 @@ from transforms.readers import format_names
 from transforms.secrets import SCRUB_MODES
 
 PARTITION_COLUMNS = (None, "model")
+#: What a run writes into --out (a Parquet output as a file, or partitioned as a folder):
+#: what is there of an earlier run under these names is replaced or removed.
+OUTPUT_NAMES = (
+    PAIRS_JSONL,
+    QUARANTINE_JSONL,
+    *(name for output in PARQUET_OUTPUTS for name in (output, f"{output}.parquet")),
+)
 #: Where a run's batches are read and prepared: this machine's cores, or a Ray cluster.
 ENGINES = ("local", "ray")
 
@@ -82,13 +100,16 @@ def _scrub_mode(text: str) -> str:
 @app.command()
 def pairs(  # noqa: PLR0917 (typer passes every option by position)
     inputs: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
             help="Session files or directories (searched recursively for .jsonl, .json, .traj, .db, "
-            ".sqlite, also gzip/zstd compressed)."
+            ".sqlite, also gzip/zstd compressed); local paths or URIs (s3://bucket/prefix, gs://..., "
+            "file:///abs/path)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
+    out: Annotated[
+        str, typer.Option("--out", help="Output directory: a local path or a URI (s3://bucket/prefix, ...).")
+    ] = "out",
     min_ratio: Annotated[
         float, typer.Option("--min-ratio", min=0.0, help="Minimum response/prompt word ratio.")
     ] = 1.5,
@@ -179,8 +200,18 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     _one_of(partition_by, PARTITION_COLUMNS, "--partition-by")
     _one_of(parquet_compression, PARQUET_COMPRESSIONS, "--parquet-compression")
     _one_of(format_, (None, *format_names()), "--format")
+    input_paths = _paths(inputs, "'INPUTS...'")
+    out_path = _paths([out], "'--out'")[0]
+    if not isinstance(out_path, Path) and out_path.protocol in ("file", "local"):
+        out_path = Path(out_path.path)  # a local folder: written and renamed into place as any
+    remote_out = out_path if not isinstance(out_path, Path) else None
+    if incremental and (remote_out is not None or any(is_remote(path) for path in input_paths)):
+        raise typer.BadParameter(
+            "reads and writes local paths only (its state needs renames, locks and modification times)",
+            param_hint="'--incremental'",
+        )
     try:
-        files = find_session_files(inputs)
+        files = find_session_files(input_paths)
     except InputError as error:
         raise typer.BadParameter(str(error), param_hint="'INPUTS...'") from None
     if format_ is not None:
@@ -191,14 +222,86 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
     rules = PairRules(
         min_ratio=min_ratio, min_words=min_words, responses=responses, strip_think=strip_think, scrub=scrub
     )
-    _check_incremental(out, incremental=incremental, rebuild=rebuild, dry_run=dry_run)
-    written = _Written(out, emit_messages, partition_by, parquet_compression)
+    err = Console(stderr=True)
+    with ExitStack() as staging:
+        if remote_out is None:
+            assert isinstance(out_path, Path)
+            local_out = out_path
+            _check_incremental(local_out, incremental=incremental, rebuild=rebuild, dry_run=dry_run)
+        else:
+            _check_remote_out(remote_out)
+            # written here as a local run writes, then uploaded (``upload_folder``)
+            local_out = Path(staging.enter_context(TemporaryDirectory(prefix="compound-out-")))
+        stats = _pairs_command(
+            files,
+            rules,
+            _Written(local_out, emit_messages, partition_by, parquet_compression),
+            format_,
+            engine_name,
+            ray_address,
+            err,
+            dry_run=dry_run,
+            incremental=incremental,
+            rebuild=rebuild,
+        )
+        if remote_out is not None and stats is not None:
+            try:
+                upload_folder(local_out, remote_out, STATS_JSON, OUTPUT_NAMES)
+            except Exception as error:
+                print(
+                    f"compound: error: cannot upload the outputs to {out}: {describe_error(error)}",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
+    if stats is not None:
+        _print_summary(stats[0], out if remote_out is not None else str(local_out), stats[1], stats[2])
+
+
+def _paths(texts: list[str], hint: str) -> list[SessionPath]:
+    """Command-line paths: local ones as ``Path``, URIs as ``UPath``; a usage error for a
+    URI of an unknown or uninstalled filesystem."""
+    try:
+        return [as_path(text) for text in texts]
+    except UriError as error:
+        raise typer.BadParameter(str(error), param_hint=hint) from None
+
+
+def _check_remote_out(out: SessionPath) -> None:
+    """A usage error, before anything is read, when ``out`` cannot be an output folder: it is
+    a file, its bucket does not exist, or the store cannot be reached (credentials)."""
+    assert not isinstance(out, Path)
+    try:
+        if out.fs.isfile(out.path):
+            raise typer.BadParameter(f"{out} is a file", param_hint="'--out'")
+        bucket = out.path.lstrip("/").split("/", 1)[0]
+        if out.protocol not in ("memory",) and bucket and not out.fs.exists(bucket):
+            raise typer.BadParameter(f"no such bucket: {bucket} (of {out})", param_hint="'--out'")
+    except typer.BadParameter:
+        raise
+    except Exception as error:
+        raise typer.BadParameter(f"cannot use {out}: {describe_error(error)}", param_hint="'--out'") from None
+
+
+def _pairs_command(  # noqa: PLR0917 (the options of one command, passed on)
+    files: list[SessionPath],
+    rules: PairRules,
+    written: _Written,
+    format_: str | None,
+    engine_name: str,
+    ray_address: str | None,
+    err: Console,
+    *,
+    dry_run: bool,
+    incremental: bool,
+    rebuild: bool,
+) -> tuple[RunStats, int, dict[str, Any] | None] | None:
+    """The run into ``written.out`` (a local folder) on its engine: its stats, the bytes
+    of its inputs and its incremental figures; None for a dry run."""
     dataset_rules = asdict(rules) | {
         "format": format_,
-        "partition_by": partition_by,
-        "emit_messages": emit_messages,
+        "partition_by": written.partition_by,
+        "emit_messages": written.emit_messages,
     }
-    err = Console(stderr=True)
     total_bytes = sum(size_on_disk(path) for path in files)
     with ExitStack() as engine_stack:
         engine = _engine(engine_name, ray_address, engine_stack)
@@ -215,8 +318,7 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
             incremental=incremental,
             rebuild=rebuild,
         )
-    if stats is not None:
-        _print_summary(stats, out, total_bytes, figures)
+    return None if stats is None else (stats, total_bytes, figures)
 
 
 def _engine(name: str, ray_address: str | None, stack: ExitStack) -> Engine | None:
@@ -237,7 +339,7 @@ def _engine(name: str, ray_address: str | None, stack: ExitStack) -> Engine | No
 
 
 def _pairs_run(  # noqa: PLR0917 (the options of one command, passed on)
-    files: list[Path],
+    files: list[SessionPath],
     rules: PairRules,
     written: _Written,
     dataset_rules: dict[str, Any],
@@ -376,7 +478,7 @@ def _print_dry_run(stats: RunStats, samples: list[dict[str, Any]]) -> None:
         print(f"RICH: {pair['rich'][:150]}...")
 
 
-def _print_summary(stats: RunStats, out: Path, total_bytes: int, incremental: dict[str, Any] | None) -> None:
+def _print_summary(stats: RunStats, out: str, total_bytes: int, incremental: dict[str, Any] | None) -> None:
     figures = stats.as_dict()
     table = Table(title=f"compound pairs -> {out}", show_header=False)
     table.add_column("figure")

@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from functools import cache
@@ -21,6 +21,7 @@ from zlib_ng import gzip_ng, zlib_ng
 
 from jobs import json_array
 from jobs.lines import count_line_ends
+from jobs.uris import SessionPath, describe_error, files_under, is_remote, local_copy
 from transforms.readers import Layout, Reader, registry, wrapping_reader
 
 #: What a directory is searched for; each also in its ``.gz`` and ``.zst`` forms.
@@ -51,22 +52,26 @@ class InputError(Exception):
     """An input the job cannot start on; the message is shown to the user as is."""
 
 
-def is_session_file(path: Path) -> bool:
+def is_session_file(path: SessionPath) -> bool:
     name = path.name.lower()
     for suffix in COMPRESSION_SUFFIXES:
         name = name.removesuffix(suffix)
     return name.endswith(SESSION_SUFFIXES)
 
 
-def find_session_files(inputs: list[Path]) -> list[Path]:
+def find_session_files(inputs: Sequence[SessionPath]) -> list[SessionPath]:
     """Every session file under the inputs, in the given order.
 
     A directory is searched recursively and its files sorted as ``sorted(Path.rglob())``
     sorts them (by path parts, not by string), as the reference does. A file named on
-    the command line is read whatever its name.
+    the command line is read whatever its name. A URI's folder (an object store's
+    prefix) is listed through its filesystem, in the same order.
     """
-    found: list[Path] = []
+    found: list[SessionPath] = []
     for path in inputs:
+        if is_remote(path):
+            found.extend(_find_remote(path))
+            continue
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if is_session_file(p) and p.is_file())
             if not files:
@@ -82,7 +87,27 @@ def find_session_files(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def size_on_disk(path: Path) -> int:
+def _find_remote(path: SessionPath) -> list[SessionPath]:
+    """``find_session_files`` for one URI; what the filesystem raises (no such bucket, no
+    credentials, a refused connection) is an InputError of one line."""
+    assert not isinstance(path, Path)
+    try:
+        if path.is_file():
+            return [path]
+        if not path.is_dir():
+            raise InputError(f"no such file or directory: {path}")
+        files: list[SessionPath] = [p for p in files_under(path) if is_session_file(p)]
+    except InputError:
+        raise
+    except Exception as error:
+        raise InputError(f"cannot list {path}: {describe_error(error)}") from None
+    if not files:
+        suffixes = ", ".join(f"*{suffix}" for suffix in SESSION_SUFFIXES)
+        raise InputError(f"no session files ({suffixes}, also .gz/.zst) under {path}")
+    return files
+
+
+def size_on_disk(path: SessionPath) -> int:
     """The file's size, for progress; 0 for a file gone since it was listed (reported as damaged)."""
     try:
         return path.stat().st_size
@@ -102,8 +127,10 @@ def _compression(magic: bytes) -> Compression | None:
     return None
 
 
-def open_decompressed(path: Path, compression: Compression | None) -> IO[bytes]:
+def open_decompressed(path: SessionPath, compression: Compression | None) -> IO[bytes]:
     """The file's bytes, gunzipped or unzstd-ed as ``compression`` says."""
+    if compression == "gzip" and is_remote(path):
+        return cast(IO[bytes], gzip_ng.GzipNGFile(fileobj=path.open("rb"), mode="rb"))  # type: ignore[no-untyped-call]
     if compression == "gzip":
         # zlib-ng inflates 3.7x faster than the standard library's zlib (17 ms against
         # 63 ms for a 20 MB bench file)
@@ -118,7 +145,7 @@ class Detected:
     """A file's layout, or why it has none: ``unrecognized`` (no reader knows it) or
     ``damaged`` (a truncated archive, a corrupt database: quarantined)."""
 
-    path: Path
+    path: SessionPath
     reader: Reader | None = None
     compression: Compression | None = None
     unrecognized: str | None = None
@@ -142,8 +169,17 @@ class PassedOver:
 
     def still_in(self, handle: IO[bytes]) -> bool:
         """Whether the file open in ``handle`` is the one detection walked."""
+        return _identity(handle) == (self.size, self.mtime_ns)
+
+
+def _identity(handle: IO[bytes]) -> tuple[int, int] | None:
+    """The size and modification time of the local file open in ``handle``; None for a
+    file read through fsspec (a URI), which has no descriptor."""
+    try:
         stat = os.fstat(handle.fileno())
-        return (stat.st_size, stat.st_mtime_ns) == (self.size, self.mtime_ns)
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 @dataclass(frozen=True)
@@ -177,7 +213,7 @@ FORMAT_DOES_NOT_FIT = "does not fit"
 
 
 def _pick(
-    path: Path,
+    path: SessionPath,
     layouts: tuple[Layout, ...],
     sample: Any,
     forced_format: str | None,
@@ -213,9 +249,12 @@ def _keys(value: Any) -> str:
     return f"a JSON {type(value).__name__}"
 
 
-def _detect_sqlite(path: Path, forced_format: str | None) -> Detected:
+def _detect_sqlite(path: SessionPath, forced_format: str | None) -> Detected:
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        with (
+            local_copy(path) as local,
+            closing(sqlite3.connect(f"file:{local}?mode=ro", uri=True)) as connection,
+        ):
             tables = {
                 row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
@@ -226,7 +265,7 @@ def _detect_sqlite(path: Path, forced_format: str | None) -> Detected:
     )
 
 
-def detect(path: Path, forced_format: str | None = None) -> Detected:
+def detect(path: SessionPath, forced_format: str | None = None) -> Detected:
     """The layout of one file, and its compression, from its content (its name decides nothing).
 
     A file that cannot be read (gone since it was listed, no permission) is damaged, with the reason.
@@ -238,11 +277,12 @@ def detect(path: Path, forced_format: str | None = None) -> Detected:
             if compression is None and not head.startswith(SQLITE_MAGIC):
                 found = _detect_json(path, head, handle, forced_format)
                 if found.passed_over is not None:  # where it lies in this file as it is
-                    stat = os.fstat(handle.fileno())
-                    found = replace(
-                        found,
-                        passed_over=replace(found.passed_over, size=stat.st_size, mtime_ns=stat.st_mtime_ns),
-                    )
+                    identity = _identity(handle)
+                    passed_over = None
+                    if identity is not None:
+                        size, mtime_ns = identity
+                        passed_over = replace(found.passed_over, size=size, mtime_ns=mtime_ns)
+                    found = replace(found, passed_over=passed_over)
                 return found
     except OSError as error:
         return Detected(path, damaged=f"cannot read the file: {error.strerror or error}")
@@ -260,7 +300,7 @@ def detect(path: Path, forced_format: str | None = None) -> Detected:
 FORMAT_CHECK_FILES = 20
 
 
-def check_format_fits(files: list[Path], forced_format: str) -> None:
+def check_format_fits(files: Sequence[SessionPath], forced_format: str) -> None:
     """Raise an InputError when ``--format`` fits none of the first files: each is
     plainly another layout's, so that the run would read nothing from them.
 
@@ -324,7 +364,7 @@ def _first_line(text: bytes, stream: json_array.Readable) -> tuple[bytes, int]:
     return text, newline
 
 
-def _detect_json(path: Path, head: bytes, stream: IO[bytes], forced_format: str | None) -> Detected:
+def _detect_json(path: SessionPath, head: bytes, stream: IO[bytes], forced_format: str | None) -> Detected:
     """JSON lines (the first line is a whole object), a JSON array, or one JSON document.
 
     Lines are told from the first record, parsed whatever its length up to
@@ -385,7 +425,9 @@ SNIFF_RULES = json_array.WalkRules(
 )
 
 
-def _detect_document(path: Path, stream: _UntilBroken, text: bytes, forced_format: str | None) -> Detected:
+def _detect_document(
+    path: SessionPath, stream: _UntilBroken, text: bytes, forced_format: str | None
+) -> Detected:
     """One JSON document (or JSON lines whose first record is longer than
     ``FIRST_LINE_BYTES``), told from its outline, read a buffer at a time: a document
     larger than ``SNIFF_VALUE_BYTES`` is never parsed whole (a smaller one is: its outline
@@ -429,7 +471,7 @@ def _detect_document(path: Path, stream: _UntilBroken, text: bytes, forced_forma
 
 
 def _told(
-    path: Path,
+    path: SessionPath,
     document: Any,
     *,
     one_line: bool,
@@ -451,7 +493,7 @@ def _told(
 
 
 def _detect_lines(
-    path: Path, stream: json_array.Readable, text: bytes, newline: int, forced_format: str | None
+    path: SessionPath, stream: json_array.Readable, text: bytes, newline: int, forced_format: str | None
 ) -> Detected | None:
     """JSON lines when the first line (``text[:newline]``) is an object; None when it is not."""
     try:
@@ -491,7 +533,7 @@ def _following_records(whole: bytes) -> list[Any]:
 
 
 def _lines_or_one_object(
-    path: Path,
+    path: SessionPath,
     values: list[Any],
     *,
     one_object: bool,
@@ -519,7 +561,7 @@ def _lines_or_one_object(
     return _pick(path, ("document",), first, forced_format, lambda: f"a JSON document, {_keys(first)}")
 
 
-def _detect_array(path: Path, stream: IO[bytes], text: bytes, forced_format: str | None) -> Detected:
+def _detect_array(path: SessionPath, stream: IO[bytes], text: bytes, forced_format: str | None) -> Detected:
     """A top-level array, from its first elements (read whole, whatever their size): an
     ``array`` reader's when its elements are conversations, an ``events`` reader's when they
     are the messages of one, else a ``document`` reader's."""
@@ -549,7 +591,7 @@ class Piece:
     reader reads at once."""
 
     file_index: int  # position of the file in the run's order
-    path: Path
+    path: SessionPath
     reader: Reader
     #: 1-based line number of the first line in ``data``; for array elements, the first
     #: element's 0-based position in the array
@@ -636,7 +678,7 @@ ARRAY_PIECES_PER_BATCH = 4
 GZIP_SIZE_BYTES = 4
 
 
-def _gunzip_whole(path: Path, size: int, max_bytes: int) -> bytes | None:
+def _gunzip_whole(path: SessionPath, size: int, max_bytes: int) -> bytes | None:
     """A gzip file's content in one inflate, if it is one member of at most ``max_bytes``;
     None for any other file, which is then read as a stream.
 
@@ -745,7 +787,7 @@ def walk_document(piece: Piece, max_bytes: int) -> Iterator[Piece]:
 
 def _walked(
     file_index: int,
-    path: Path,
+    path: SessionPath,
     reader: Reader,
     stream: json_array.Readable,
     *,
@@ -804,13 +846,16 @@ def _walked(
     yield replace(last, ends_file=True, size=size, header=outline.text)
 
 
-def _session_ranges(path: Path, reader: Reader, max_bytes: int) -> Iterator[tuple[Any, Any, int, int]]:
+def _session_ranges(path: SessionPath, reader: Reader, max_bytes: int) -> Iterator[tuple[Any, Any, int, int]]:
     """Ranges of whole sessions in key order, of about ``max_bytes`` each (the database's
     size per message times their messages), as they are listed: the first and last key,
     the number of the first session, and the range's share of the file's bytes."""
     assert reader.sessions_query is not None
     size = path.stat().st_size
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+    with (
+        local_copy(path) as local,
+        closing(sqlite3.connect(f"file:{local}?mode=ro", uri=True)) as connection,
+    ):
         total_query = f"SELECT SUM(messages) FROM ({reader.sessions_query})"  # noqa: S608 (our own SQL)
         total = connection.execute(total_query).fetchone()[0] or 0
         per_range = max(1, max_bytes * total // max(size, 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from jobs.key_index import KeyIndex
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
 from jobs.seen_keys import SeenKeys
+from jobs.uris import SessionPath
 from transforms.pairs import (
     FILTER_ORDER,
     HEAD_CHARS,
@@ -494,7 +495,7 @@ class LocalEngine:
 
 
 def run(
-    files: list[Path],
+    files: Sequence[SessionPath],
     rules: PairRules,
     outputs: Outputs | None,
     *,
@@ -535,7 +536,7 @@ def run(
 class _Job:
     """One run's inputs and options (``run``'s arguments)."""
 
-    files: list[Path]
+    files: Sequence[SessionPath]
     rules: PairRules
     outputs: Outputs | None
     forced_format: str | None
@@ -567,7 +568,12 @@ class _Job:
         """Each file's layout (or the part an incremental run reads of it), in input order;
         files that cannot be read are counted, listed or quarantined as they are found."""
         for path in self.files:
-            planned = detect(path, self.forced_format) if self.plan is None else self.plan.plan(path)
+            planned: Detected | None
+            if self.plan is None:
+                planned = detect(path, self.forced_format)
+            else:
+                assert isinstance(path, Path)  # an incremental run reads local paths only (the CLI says so)
+                planned = self.plan.plan(path)
             if planned is None:  # unchanged since the last incremental run
                 continue
             found = planned
@@ -646,7 +652,7 @@ RACY_MARGIN_NS = 2_000_000_000
 
 
 def run_incremental(
-    files: list[Path],
+    files: Sequence[SessionPath],
     rules: PairRules,
     outputs: Outputs,
     dataset: Dataset,

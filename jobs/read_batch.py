@@ -9,10 +9,9 @@ the exact path (``jobs.sharegpt_exact``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby, pairwise
-from pathlib import Path
 from urllib.parse import quote
 
 import connectorx
@@ -23,6 +22,7 @@ import pyarrow as pa
 from jobs.discover import ARRAY_PIECES_PER_BATCH, UTF8_BOM, Piece, batches, detect, walk_document
 from jobs.lines import Content, binary_spans, raw_lines, universal_newlines
 from jobs.sharegpt_exact import ExactPath, Quarantine, json_type
+from jobs.uris import SessionPath, local_copy
 from transforms.readers import Reader
 from transforms.schema import MESSAGE_SCHEMA
 from transforms.text import py_strip
@@ -277,9 +277,10 @@ def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
             query = reader.query.replace(":first", _sql_literal(first)).replace(":last", _sql_literal(last))
             if not piece.path.is_file():  # connectorx would make an empty database there
                 raise FileNotFoundError("the file is gone")
-            table = connectorx.read_sql(
-                f"sqlite://{quote(str(piece.path.resolve()))}", query, return_type="arrow"
-            )
+            with local_copy(piece.path) as local:  # a URI's database: copied (connectorx reads files)
+                table = connectorx.read_sql(
+                    f"sqlite://{quote(str(local.resolve()))}", query, return_type="arrow"
+                )
             rows = pl.from_arrow(table)
         except (RuntimeError, OSError, TypeError, pl.exceptions.PolarsError) as error:
             quarantine.add(piece.file_index, str(piece.path), None, f"cannot read the database: {error}", "")
@@ -485,7 +486,7 @@ def read_batch(pieces: list[Piece]) -> Batch:
     )
 
 
-def read_files(paths: list[Path], forced_format: str | None = None) -> Batch:
+def read_files(paths: Sequence[SessionPath], forced_format: str | None = None) -> Batch:
     """Detect and read whole files into one batch (for tests and notebooks)."""
     pieces = [
         piece for batch in batches([detect(p, forced_format) for p in paths], 1 << 62) for piece in batch
