@@ -117,3 +117,37 @@ def wrapping_reader(head: list[Any]) -> Reader | None:
     if (key := openhands.list_key(first)) is not None:
         return openhands.reader_under(key)
     return None
+
+
+#: The place of a document's record (``Reader.decode`` takes and keeps it): the header's
+#: row has no ``line``, an element's ``line`` is its position in its list.
+RECORD_PLACE = ("file_index", "file", "line")
+
+
+def split_document_records(
+    records: pl.LazyFrame, header: list[pl.Expr], element: list[pl.Expr]
+) -> pl.LazyFrame:
+    """A document's records decoded (``Reader.decode``): the header's row into the
+    ``header`` columns, each element's into the ``element`` columns, in one frame (a row
+    has nulls in the other's columns)."""
+    is_header = pl.col("line").is_null()
+    return pl.concat(
+        [
+            records.filter(is_header).select(*RECORD_PLACE, *header),
+            records.filter(~is_header).select(*RECORD_PLACE, *element),
+        ],
+        how="diagonal",
+    )
+
+
+def elements_with_header(decoded: pl.LazyFrame, header: list[str], element: list[str]) -> pl.LazyFrame:
+    """The elements of documents decoded a piece at a time (``split_document_records``), in
+    order (file, then position), each with its document's ``header`` columns."""
+    is_header = pl.col("line").is_null()
+    headers = decoded.filter(is_header).select("file_index", *header)
+    return (
+        decoded.filter(~is_header)
+        .select(*RECORD_PLACE, *element)
+        .join(headers, on="file_index", how="left", maintain_order="left")
+        .sort("file_index", "line", maintain_order=True)
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.readers import Reader
+from transforms.readers import Reader, elements_with_header, split_document_records
 from transforms.readers.agent_common import (
     dicts,
     finish,
@@ -131,33 +131,18 @@ def read_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
 def decode_gemini(records: pl.LazyFrame) -> pl.LazyFrame:
     """A chat file's records (``Reader.decode``): each element of ``messages`` into a
     ``message``, its ``position`` its index; the header into its ``session_id``."""
-    header = pl.col("line").is_null()
     session = _renamed(pl.col("text")).str.json_decode(pl.Struct({"sessionId": pl.String}))
-    return pl.concat(
-        [
-            records.filter(header).select(
-                "file_index", "file", "line", session.struct.field("sessionId").alias("session_id")
-            ),
-            records.filter(~header).select(
-                "file_index",
-                "file",
-                "line",
-                _renamed(pl.col("text")).str.json_decode(GEMINI_MESSAGE).alias("message"),
-            ),
-        ],
-        how="diagonal",
+    return split_document_records(
+        records,
+        header=[session.struct.field("sessionId").alias("session_id")],
+        element=[_renamed(pl.col("text")).str.json_decode(GEMINI_MESSAGE).alias("message")],
     )
 
 
 def read_decoded_gemini(decoded: pl.LazyFrame) -> pl.LazyFrame:
     """Chat files decoded a piece at a time (``decode_gemini``): one file, one session."""
-    header = pl.col("line").is_null()
-    sessions = decoded.filter(header).select("file_index", "session_id")
     return _read_messages(
-        decoded.filter(~header)
-        .select("file_index", "file", "line", "message")
-        .join(sessions, on="file_index", how="left", maintain_order="left")
-        .select(
+        elements_with_header(decoded, ["session_id"], ["message"]).select(
             "file_index",
             "file",
             pl.coalesce("session_id", session_from_path(pl.col("file"))).alias("session_id"),

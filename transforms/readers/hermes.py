@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.readers import Reader
+from transforms.readers import Reader, elements_with_header, split_document_records
 from transforms.readers.openai import (
     MESSAGE_DTYPE,
     MESSAGE_FIELDS,
@@ -150,39 +150,23 @@ def read_session(records: pl.LazyFrame) -> pl.LazyFrame:
 def decode_session(records: pl.LazyFrame) -> pl.LazyFrame:
     """A session log's records (``Reader.decode``): each element of ``messages`` into a
     ``message``, the header into its ``session_id`` and ``model``."""
-    header = pl.col("line").is_null()
     session = rename_string_keys(pl.col("text")).str.json_decode(SESSION_DTYPE)
-    return pl.concat(
-        [
-            records.filter(header).select(
-                "file_index",
-                "file",
-                "line",
-                pl.coalesce(
-                    session.struct.field("session_id"), session.struct.field("id"), _file_stem("session_")
-                ).alias("session_id"),
-                session.struct.field("model").alias("model"),
-            ),
-            records.filter(~header).select(
-                "file_index",
-                "file",
-                "line",
-                rename_string_keys(pl.col("text")).str.json_decode(MESSAGE_DTYPE).alias("message"),
-            ),
+    return split_document_records(
+        records,
+        header=[
+            pl.coalesce(
+                session.struct.field("session_id"), session.struct.field("id"), _file_stem("session_")
+            ).alias("session_id"),
+            session.struct.field("model").alias("model"),
         ],
-        how="diagonal",
+        element=[rename_string_keys(pl.col("text")).str.json_decode(MESSAGE_DTYPE).alias("message")],
     )
 
 
 def read_decoded_sessions(decoded: pl.LazyFrame) -> pl.LazyFrame:
     """Session logs decoded a piece at a time (``decode_session``): one conversation per file."""
-    header = pl.col("line").is_null()
-    sessions = decoded.filter(header).select("file_index", "session_id", "model")
-    messages = decoded.filter(~header).select("file_index", "file", "line", "message")
     return _finish(
-        messages.join(sessions, on="file_index", how="left", maintain_order="left")
-        .sort("file_index", "line", maintain_order=True)
-        .select(
+        elements_with_header(decoded, ["session_id", "model"], ["message"]).select(
             "file_index",
             "file",
             pl.lit(None, pl.Int64).alias("line"),

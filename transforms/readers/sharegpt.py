@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.readers import Reader
+from transforms.readers import Reader, elements_with_header, split_document_records
 from transforms.schema import SHAREGPT_ROLES, conform
 
 FORMAT = "sharegpt"
@@ -147,39 +147,23 @@ DECODED_SCHEMA = pl.Schema(
 
 def decode_document(records: pl.LazyFrame) -> pl.LazyFrame:
     """A session document's records (``Reader.decode``) into ``DECODED_SCHEMA``."""
-    header = pl.col("line").is_null()
     session = pl.col("text").str.json_decode(pl.Struct({"id": pl.String, "model": pl.String}))
     message = pl.col("text").str.json_decode(MESSAGE_DTYPE)
-    sessions = records.filter(header).select(
-        "file_index",
-        "file",
-        "line",
-        session.struct.field("id").alias("session_id"),
-        session.struct.field("model").fill_null(MISSING).alias("model"),
-    )
-    messages = records.filter(~header).select(
-        "file_index",
-        "file",
-        "line",
-        message.struct.field("from").alias("role_raw"),
-        message.struct.field("value").alias("text"),
-    )
-    return pl.concat([sessions, messages], how="diagonal").select(
-        pl.col(name).cast(dtype) for name, dtype in DECODED_SCHEMA.items()
-    )
+    return split_document_records(
+        records,
+        header=[
+            session.struct.field("id").alias("session_id"),
+            session.struct.field("model").fill_null(MISSING).alias("model"),
+        ],
+        element=[message.struct.field("from").alias("role_raw"), message.struct.field("value").alias("text")],
+    ).select(pl.col(name).cast(dtype) for name, dtype in DECODED_SCHEMA.items())
 
 
 def read_decoded_documents(decoded: pl.LazyFrame) -> pl.LazyFrame:
     """Session documents decoded a piece at a time (``DECODED_SCHEMA``); the conversation
     is the session's position, 0, as in ``read_document``."""
-    header = pl.col("line").is_null()
-    sessions = decoded.filter(header).select("file_index", "session_id", "model")
     return messages(
-        decoded.filter(~header)
-        .select("file_index", "file", "line", "role_raw", "text")
-        .join(sessions, on="file_index", how="left", maintain_order="left")
-        .sort("file_index", "line", maintain_order=True)
-        .select(
+        elements_with_header(decoded, ["session_id", "model"], ["role_raw", "text"]).select(
             "file_index",
             "file",
             pl.lit(None, pl.Int64).alias("line"),
