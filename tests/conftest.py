@@ -10,16 +10,20 @@ under CI (``CI=true``), so that CI never passes without the differential tests.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import zstandard
 
 from jobs.discover import find_session_files
 from jobs.outputs import Outputs
@@ -58,6 +62,39 @@ def load_reference() -> ModuleType:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@contextlib.contextmanager
+def local_ray_instance() -> Iterator[None]:
+    """A local 2-CPU Ray instance for a module's tests (the engine uses the driver's as it
+    is). Without ray (the ray extra) its tests skip, and fail under CI, which installs it."""
+    from jobs import ray_engine  # noqa: PLC0415 (keeps Ray's uv hook off before ray loads)
+
+    if not ray_engine.ray_installed():
+        if in_ci():
+            pytest.fail("CI=true, but ray (the ray extra) is not installed", pytrace=False)
+        pytest.skip(f"the Ray engine's tests need ray: {ray_engine.INSTALL_HINT}")
+    import ray  # noqa: PLC0415
+
+    ray.init("local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+#: A file that says it is a SQLite database, and is not one.
+CORRUPT_DATABASE = b"SQLite format 3\x00" + b"\x13" * 4000
+
+
+def write_compressed_copies(folder: Path) -> None:
+    """Into ``folder``: a real Claude Code session gzipped and a real FastChat document
+    zstd-compressed, each named with its compression's suffix."""
+    folder.mkdir()
+    claude = REALDATA / "claude_code" / "claude-code-transcripts__sample_session.jsonl"
+    (folder / "claude.jsonl.gz").write_bytes(gzip.compress(claude.read_bytes()))
+    fastchat = REALDATA / "sharegpt" / "fastchat__dummy_conversation.json"
+    (folder / "fastchat.json.zst").write_bytes(zstandard.ZstdCompressor().compress(fastchat.read_bytes()))
 
 
 def require_shared(path: Path, what: str) -> None:

@@ -3,17 +3,15 @@ a file nobody can read and a corrupt one."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
-import zstandard
 
 from jobs.outputs import scan_output
-from tests.conftest import REALDATA, compound
+from tests.conftest import CORRUPT_DATABASE, REALDATA, compound, write_compressed_copies
 from tests.test_reader_hermes import GATEWAY_MESSAGES, make_state_db, write_lines
 from transforms.readers import format_names
 
@@ -67,13 +65,8 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     (hermes / "export.jsonl").write_text(json.dumps(export) + "\n")
     (hermes / "sessions" / "sessions.json").write_text(json.dumps({"agent:main": {"session_id": "x"}}))
-    (hermes / "broken.db").write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)
-    packed = root / "packed"
-    packed.mkdir()
-    claude = REALDATA / "claude_code" / "claude-code-transcripts__sample_session.jsonl"
-    (packed / "claude.jsonl.gz").write_bytes(gzip.compress(claude.read_bytes()))
-    fastchat = REALDATA / "sharegpt" / "fastchat__dummy_conversation.json"
-    (packed / "fastchat.json.zst").write_bytes(zstandard.ZstdCompressor().compress(fastchat.read_bytes()))
+    (hermes / "broken.db").write_bytes(CORRUPT_DATABASE)
+    write_compressed_copies(root / "packed")
     return root
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import os
 import shutil
 import signal
@@ -24,7 +23,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import zstandard
 from polars.testing import assert_frame_equal
 
 from jobs import ray_engine
@@ -32,7 +30,16 @@ from jobs.discover import find_session_files
 from jobs.outputs import Outputs
 from jobs.pairs_job import PairRules, run
 from jobs.ray_engine import HOLD_FIRST_TASK_ENV, RayEngine
-from tests.conftest import ARCHIVE_GENERATOR, EXAMPLE_ARCHIVE, FOUND, REALDATA, compound, in_ci
+from tests.conftest import (
+    ARCHIVE_GENERATOR,
+    CORRUPT_DATABASE,
+    EXAMPLE_ARCHIVE,
+    FOUND,
+    REALDATA,
+    compound,
+    local_ray_instance,
+    write_compressed_copies,
+)
 from tests.test_reader_hermes import make_state_db
 
 # Ray Data copies its context's deprecated fields each time a dataset starts
@@ -47,16 +54,8 @@ FILES = ("pairs.jsonl", "stats.json", "quarantine.jsonl")
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_instance() -> Iterator[None]:
-    """A local Ray instance for the module; the engine uses the driver's as it is."""
-    if ray_engine.ray_installed() is False:
-        if in_ci():
-            pytest.fail("CI=true, but ray (the ray extra) is not installed", pytrace=False)
-        pytest.skip(f"the Ray engine's tests need ray: {ray_engine.INSTALL_HINT}")
-    import ray  # noqa: PLC0415 (after jobs.ray_engine, which keeps Ray's uv hook off)
-
-    ray.init("local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    yield
-    ray.shutdown()
+    with local_ray_instance():
+        yield
 
 
 def run_engine(
@@ -147,13 +146,9 @@ def every_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hermes = root / "hermes"
     hermes.mkdir()
     make_state_db(hermes / "state.db")
-    (hermes / "broken.db").write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)
+    (hermes / "broken.db").write_bytes(CORRUPT_DATABASE)
     packed = root / "packed"
-    packed.mkdir()
-    claude = REALDATA / "claude_code" / "claude-code-transcripts__sample_session.jsonl"
-    (packed / "claude.jsonl.gz").write_bytes(gzip.compress(claude.read_bytes()))
-    fastchat = REALDATA / "sharegpt" / "fastchat__dummy_conversation.json"
-    (packed / "fastchat.json.zst").write_bytes(zstandard.ZstdCompressor().compress(fastchat.read_bytes()))
+    write_compressed_copies(packed)
     lines = REALDATA / "openai_messages" / "llamafactory__reason_tool_use_demo_50.jsonl"
     whole = gzip.compress(lines.read_bytes())
     (packed / "cut-short.jsonl.gz").write_bytes(whole[: len(whole) * 2 // 3])

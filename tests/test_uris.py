@@ -17,8 +17,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jobs import ray_engine
-from tests.conftest import EXAMPLE_ARCHIVE, compound, in_ci
+from tests.conftest import EXAMPLE_ARCHIVE, compound, local_ray_instance
 from tests.test_reader_hermes import make_state_db
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -179,15 +178,8 @@ def ray_instance(s3_endpoint: str) -> Iterator[None]:
     workers inherit that environment, as a cluster's nodes have their own credentials.
     (Not ``tests.test_ray_engine``'s fixture: that one starts before this environment.)"""
     assert os.environ["AWS_ENDPOINT_URL"] == s3_endpoint  # what the workers inherit
-    if not ray_engine.ray_installed():
-        if in_ci():
-            pytest.fail("CI=true, but ray (the ray extra) is not installed", pytrace=False)
-        pytest.skip(f"needs ray: {ray_engine.INSTALL_HINT}")
-    import ray  # noqa: PLC0415 (after jobs.ray_engine, which keeps Ray's uv hook off)
-
-    ray.init("local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    yield
-    ray.shutdown()
+    with local_ray_instance():
+        yield
 
 
 @pytest.mark.usefixtures("ray_instance")
