@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from jobs.discover import batches, detect, find_session_files
+from jobs.discover import batches, detect, find_session_files, is_session_file
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
 from tests.conftest import REALDATA, run_ours
@@ -45,6 +45,47 @@ def test_directories_pick_up_every_session_suffix_and_its_compressed_forms(tmp_p
         (tmp_path / name).write_bytes(b"")
     found = [path.name for path in find_session_files([tmp_path])]
     assert found == ["a.jsonl", "b.json", "c.jsonl.gz", "d.json.zst", "e.db", "f.sqlite", "g.traj"]
+
+
+def test_a_folder_is_listed_in_the_order_of_sorted_rglob(tmp_path: Path) -> None:
+    """The listing walks the folder itself (``os.scandir``): the files come in the
+    reference's order (``sorted(rglob)``: by path parts, so that a folder's files sort
+    where its name does, before a longer name it begins), links to files are files, links
+    to folders are not walked, hidden names are listed."""
+    for relative in [
+        "b/2.jsonl",
+        "b/10.jsonl",
+        "b.jsonl",
+        "b-c/1.jsonl",
+        "B/1.jsonl",
+        "a b/x.json",
+        ".hidden/y.jsonl",
+        "deep/er/and/deeper/z.jsonl",
+        "deep/er.jsonl",
+        "b/notes.txt",
+    ]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"{}\n")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "b.jsonl")
+    (tmp_path / "linked-folder").symlink_to(tmp_path / "deep", target_is_directory=True)
+    (tmp_path / "broken.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    (tmp_path / "folder.jsonl").mkdir()
+
+    rglob_order = sorted(path for path in tmp_path.rglob("*") if is_session_file(path) and path.is_file())
+    listed = find_session_files([tmp_path])
+    assert listed == rglob_order
+    assert [path.relative_to(tmp_path).as_posix() for path in listed] == [
+        ".hidden/y.jsonl",
+        "B/1.jsonl",
+        "a b/x.json",
+        "b/10.jsonl",
+        "b/2.jsonl",
+        "b-c/1.jsonl",
+        "b.jsonl",
+        "deep/er/and/deeper/z.jsonl",
+        "deep/er.jsonl",
+        "link.jsonl",
+    ]
 
 
 OTHER = SESSION | {
