@@ -76,6 +76,7 @@ def find_session_files(inputs: Sequence[SessionPath]) -> list[SessionPath]:
         if is_remote(path):
             found.extend(_find_remote(path))
             continue
+        assert isinstance(path, Path)  # a URI was listed above
         if path.is_dir():
             files = list(_session_files_under(path))
             if not files:
