@@ -9,7 +9,7 @@ their newlines left out; polars validates the UTF-8 as it casts them to text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,20 +155,62 @@ def _may_be_padded(
     return padded
 
 
+#: Contents up to this size are joined, a run of consecutive ones at a time, and their
+#: lines found in one pass: a content's lines cost a few numpy calls whatever their
+#: number, which a folder of thousands of small session files paid thousands of times
+#: (and its lines came as thousands of Arrow chunks). A larger content is not copied.
+JOIN_BYTES = 64 * 1024
+
+
+def _joined(run: Sequence[Content]) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """The run's contents one after the other, each ended with a ``\\n`` (one that has
+    none gets one: its last line stays its own), and where each starts."""
+    parts, starts, at = [], [], 0
+    for content in run:
+        starts.append(at)
+        parts.append(content.data)
+        at += len(content.data)
+        if content.data and not content.data.endswith(b"\n"):
+            parts.append(b"\n")
+            at += 1
+    starts.append(at)
+    return b"".join(parts), np.array(starts, dtype=np.int64)
+
+
+def _runs(contents: Sequence[Content]) -> Iterator[Sequence[Content]]:
+    """Consecutive small contents (``JOIN_BYTES``) together, each larger one alone."""
+    run: list[Content] = []
+    for content in contents:
+        if len(content.data) <= JOIN_BYTES:
+            run.append(content)
+            continue
+        if run:
+            yield run
+            run = []
+        yield [content]
+    if run:
+        yield run
+
+
 def raw_lines(contents: Sequence[Content]) -> pl.DataFrame:
     """``file_index``, ``file``, ``line``, ``raw`` (the line's bytes without its ``\\n``)
     and ``padded`` (the line may start or end with whitespace), one row per line of
-    every content, in order. The lines are views into the contents' own bytes."""
+    every content, in order. The lines are views into the contents' own bytes (small
+    contents: into one copy of them all, ``JOIN_BYTES``)."""
     chunks, counts, padded = [], [], []
-    for content in contents:
-        starts, ends = _line_bounds(content.data)
-        if len(content.data) <= MAX_VIEW_BUFFER:
-            chunks.append(_binary_views(content.data, starts, ends))
-            padded.append(_may_be_padded(content.data, starts, ends))
+    for run in _runs(contents):
+        data, content_starts = _joined(run) if len(run) > 1 else (run[0].data, None)
+        starts, ends = _line_bounds(data)
+        if len(data) <= MAX_VIEW_BUFFER:
+            chunks.append(_binary_views(data, starts, ends))
+            padded.append(_may_be_padded(data, starts, ends))
         else:
-            chunks.append(_large_binary(content.data, starts, ends))
+            chunks.append(_large_binary(data, starts, ends))
             padded.append(np.ones(len(starts), dtype=np.bool_))
-        counts.append(len(starts))
+        if content_starts is None:
+            counts.append(len(starts))
+        else:  # a content's lines are those that start within it
+            counts.extend(np.diff(np.searchsorted(starts, content_starts)).tolist())
     places = pl.DataFrame(
         {
             "file_index": pl.Series([content.file_index for content in contents], dtype=pl.Int32),

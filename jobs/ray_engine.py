@@ -181,6 +181,8 @@ class _Describer:
             del self.found[index]
         if not piece.data:
             return piece  # deferred (read by the task), a database's range, or empty
+        if found.content is not None and piece.data is found.content:  # a small file, read whole
+            return replace(piece, data=b"", deferred=True)
         offset = self._next_offset.get(index, 0)
         self._next_offset[index] = offset + len(piece.data)
         plain_lines = piece.reader.layout == "lines" and found.compression is None

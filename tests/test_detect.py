@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from jobs.discover import batches, detect, find_session_files, is_session_file
+from jobs.discover import SNIFF_BYTES, batches, detect, find_session_files, is_session_file
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
 from tests.conftest import REALDATA, run_ours
@@ -276,19 +276,35 @@ def test_real_sharegpt_documents() -> None:
 
 
 def test_a_file_gone_before_its_batch_is_read_is_quarantined(tmp_path: Path) -> None:
-    """A whole file is read when its batch is, not when batches are made."""
+    """A whole file larger than detection reads is read when its batch is, not when
+    batches are made (it does not wait in memory for a thread)."""
     gone, kept = tmp_path / "gone.jsonl", tmp_path / "kept.jsonl"
     session = {
         "id": "s",
-        "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yes"}],
+        "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yes " * 20_000}],
     }
     for path in (gone, kept):
         path.write_text(json.dumps(session) + "\n")
+        assert path.stat().st_size > SNIFF_BYTES
     (batch,) = batches([detect(gone), detect(kept)], 1 << 20)
     gone.unlink()
     read = read_batch(batch)
     assert read.quarantine.rows() == [(str(gone), 1, "cannot read the file: No such file or directory", "")]
     assert read.messages["file"].unique().to_list() == [str(kept)]
+
+
+def test_a_small_file_is_read_once_by_detection(tmp_path: Path) -> None:
+    """A file shorter than what detection reads is not opened again: its piece is the bytes
+    detection read (a folder of thousands of small session files costs one open each)."""
+    small = tmp_path / "small.jsonl"
+    small.write_text(json.dumps(SESSION) + "\n" + json.dumps(OTHER) + "\n")
+    found = detect(small)
+    assert found.content == small.read_bytes()
+    (batch,) = batches([found], 1 << 20)
+    small.unlink()  # read already: nothing is quarantined
+    read = read_batch(batch)
+    assert read.quarantine.is_empty()
+    assert read.messages["session_id"].unique(maintain_order=True).to_list() == ["s1", "s2"]
 
 
 def test_a_file_that_cannot_be_opened_is_quarantined_with_the_reason(

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.discover import line_breaks
-from jobs.lines import LONG_LINE_BYTES, Content, count_line_ends, raw_lines
+from jobs.lines import JOIN_BYTES, LONG_LINE_BYTES, Content, count_line_ends, raw_lines
 from transforms.text import PY_WHITESPACE
 
 #: Lines around the 12 bytes a view holds in itself, blank ones, and padded ones.
@@ -75,3 +75,27 @@ def test_a_piece_counts_the_lines_it_ends_as_text_mode_reads_them(
     data = (newline.join("x" * length for length in lengths) + (newline if final_newline else "")).encode()
     assert count_line_ends(data) == data.count(b"\n")
     assert line_breaks(data) == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n")
+
+
+def test_small_contents_joined_around_a_large_one_keep_their_own_lines() -> None:
+    """Small contents are split into lines together (``JOIN_BYTES``), a larger one alone:
+    each content keeps its own lines and numbers, whether or not it ends with a newline,
+    and an empty one has none."""
+    texts = [
+        "a\nb\n",
+        "{" + "x" * JOIN_BYTES + "}\nlast",
+        "c",
+        "",
+        "\n\nd\n",
+        "e\nf",
+        "g\n",
+    ]
+    got = raw_lines(
+        [Content(index, f"f{index}", 100 * index + 1, text.encode()) for index, text in enumerate(texts)]
+    )
+    want = [
+        (index, 100 * index + 1 + number, line)
+        for index, text in enumerate(texts)
+        for number, line in enumerate(expected_lines(text))
+    ]
+    assert list(zip(got["file_index"], got["line"], got["raw"].cast(pl.String), strict=True)) == want
