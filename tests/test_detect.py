@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -325,14 +326,21 @@ def test_a_file_that_cannot_be_opened_is_quarantined_with_the_reason(
             ],
         }
         path.write_text(json.dumps(session) + "\n")
-    real_open = Path.open
+    real_open, real_os_open = Path.open, os.open
 
     def deny_locked(self: Path, *args: Any, **kwargs: Any) -> Any:
         if self == locked:
             raise PermissionError(13, "Permission denied", str(self))
         return real_open(self, *args, **kwargs)
 
+    def deny_locked_descriptor(path: Any, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, *args, **kwargs)
+
+    # a small file is opened as a descriptor (``detect``), a larger one as a Path
     monkeypatch.setattr(Path, "open", deny_locked)
+    monkeypatch.setattr(os, "open", deny_locked_descriptor)
     stats, records = run_ours(archive, tmp_path / "out")
     assert [record["source"] for record in records] == ["readable"]
     assert stats["damaged_files"] == 1
