@@ -103,7 +103,7 @@ def _session_files_under(directory: Path) -> Iterator[Path]:
     try:
         with os.scandir(directory) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
-    except PermissionError:
+    except OSError:  # no permission, or gone since its folder was listed
         return
     for entry in entries:
         try:
@@ -350,12 +350,15 @@ def _small_file(path: SessionPath) -> bytes | None:
         return None
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if os.fstat(descriptor).st_size >= SNIFF_BYTES:
+        size = os.fstat(descriptor).st_size
+        if size >= SNIFF_BYTES:
             return None
         data = os.read(descriptor, SNIFF_BYTES)
     finally:
         os.close(descriptor)
-    return data if len(data) < SNIFF_BYTES else None  # grown since: read as a larger one
+    # a read short of the size (a file that shrank, a filesystem that returns less) or
+    # past it (one that grew): read as a stream, to its end
+    return data if len(data) == size else None
 
 
 #: How many files ``check_format_fits`` looks at (the first ones).
