@@ -320,7 +320,9 @@ def _detect_opened(path: SessionPath, forced_format: str | None) -> Detected:
             compression = _compression(head)
             if compression is None and not head.startswith(SQLITE_MAGIC):
                 found = _detect_json(path, head, handle, forced_format)
-                if len(head) < SNIFF_BYTES and found.reader is not None:  # the whole file
+                if len(head) < SNIFF_BYTES and found.reader is not None:
+                    # the whole file (a URI's, or one whose size changed as it was read):
+                    # not read again
                     found = replace(found, content=head)
                 if found.passed_over is not None:  # where it lies in this file as it is
                     identity = _identity(handle)
@@ -822,17 +824,11 @@ WHOLE_DOCUMENT_BYTES = 1024 * 1024
 def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     """A JSON document as the pieces ``_walked`` cuts it into; a small one in a file that
     is not compressed, whole (``WHOLE_DOCUMENT_BYTES``)."""
-    if (
-        found.content is not None
-        and len(found.content) <= WHOLE_DOCUMENT_BYTES
-        and reader.read_whole is not None
-    ):
-        content = found.content
-        yield Piece(file_index, found.path, reader, 0, content, ends_file=True, size=len(content))
-        return
-    path, size = found.path, found.path.stat().st_size
+    path, content = found.path, found.content  # content: read whole by detection
+    size = len(content) if content is not None else path.stat().st_size
     if found.compression is None and size <= WHOLE_DOCUMENT_BYTES and reader.read_whole is not None:
-        yield Piece(file_index, path, reader, 0, b"", ends_file=True, size=size, deferred=True)
+        data, deferred = (b"", True) if content is None else (content, False)
+        yield Piece(file_index, path, reader, 0, data, ends_file=True, size=size, deferred=deferred)
         return
     with open_decompressed(path, found.compression) as handle:
         keep_data = found.compression is not None
@@ -1013,13 +1009,11 @@ def _lines_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
     """A file of the lines layout, read whole: as detection read it (a small file), in one
     read by the thread that reads its batch (the common case: no copies), inflated in one
     go (a small gzip file), else as a stream cut into pieces (``_line_pieces``)."""
-    path = found.path
-    if found.content is not None and len(found.content) <= max_bytes:
-        yield Piece(file_index, path, reader, 1, found.content, ends_file=True, size=len(found.content))
-        return
-    size = path.stat().st_size
+    path, content = found.path, found.content
+    size = len(content) if content is not None else path.stat().st_size
     if size <= max_bytes and found.compression is None:
-        yield Piece(file_index, path, reader, 1, b"", ends_file=True, size=size, deferred=True)
+        data, deferred = (b"", True) if content is None else (content, False)
+        yield Piece(file_index, path, reader, 1, data, ends_file=True, size=size, deferred=deferred)
         return
     if found.compression == "gzip" and (content := _gunzip_whole(path, size, max_bytes)) is not None:
         yield Piece(file_index, path, reader, 1, content, ends_file=True, size=size)
