@@ -6,11 +6,12 @@ import io
 import json
 import os
 import sqlite3
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
@@ -398,23 +399,81 @@ def _loads(data: bytes) -> Any:
 class _UntilBroken:
     """A decompressed stream that ends where it breaks, keeping the error: a document walked
     from it ends there, as a document cut short, and keeps what came before (and detection
-    decides from what came before)."""
+    decides from what came before).
 
-    def __init__(self, stream: json_array.Readable) -> None:
+    A read that meets the break raises and loses what it had inflated (a truncated file
+    read 8 MB at a time lost all of its last 8 MB); with ``salvage`` (``_salvaged``), the
+    content from where that read began up to the break is read again, and returned."""
+
+    def __init__(self, stream: json_array.Readable, salvage: Callable[[int], bytes] | None = None) -> None:
         self._stream = stream
+        self._salvage = salvage
         self.error: Exception | None = None
+        self._position = 0  # of the content, where the next read begins
+        self._rest = b""  # salvaged, not yet read
 
     def seek(self, offset: int, whence: int = 0, /) -> int:
-        return cast(json_array.Seekable, self._stream).seek(offset, whence)
+        self._position = cast(json_array.Seekable, self._stream).seek(offset, whence)
+        return self._position
 
     def read(self, size: int = -1, /) -> bytes:
-        if self.error is not None:
-            return b""
-        try:
-            return self._stream.read(size)
-        except DECOMPRESSION_ERRORS as error:
-            self.error = error
-            return b""
+        if self.error is None:
+            try:
+                data = self._stream.read(size)
+            except DECOMPRESSION_ERRORS as error:
+                self.error = error
+                self._rest = self._salvage(self._position) if self._salvage is not None else b""
+            else:
+                self._position += len(data)
+                return data
+        data, self._rest = (self._rest, b"") if size < 0 else (self._rest[:size], self._rest[size:])
+        return data
+
+
+#: ``_salvaged`` feeds the compressed bytes this many at a time: a corrupt chunk loses what
+#: it would have inflated to
+SALVAGE_CHUNK_BYTES = 64 * 1024
+
+
+def _salvaged(path: SessionPath, compression: Compression, start: int) -> bytes:
+    """The content of a compressed file that breaks, from ``start`` up to the break: inflated
+    again from the file's start (a member or frame at a time), only after a stream's read
+    met the break, and kept only from ``start``, which that read had reached."""
+    kept: list[bytes] = []
+    done = 0  # bytes of content inflated
+    inflate = _inflater(compression)
+    with path.open("rb") as packed:
+        while chunk := packed.read(SALVAGE_CHUNK_BYTES):
+            while chunk:
+                try:
+                    content = inflate.decompress(chunk)
+                except DECOMPRESSION_ERRORS:
+                    return b"".join(kept)
+                if done + len(content) > start:
+                    kept.append(content[max(0, start - done) :])
+                done += len(content)
+                # a member (gzip) or frame (zstd) ended: the next one begins in the rest
+                chunk, inflate = (
+                    (inflate.unused_data, _inflater(compression)) if inflate.eof else (b"", inflate)
+                )
+    return b"".join(kept)
+
+
+def _inflater(compression: Compression) -> Any:
+    """A decompressor of one gzip member or zstd frame, fed chunk by chunk."""
+    if compression == "gzip":
+        return zlib_ng.decompressobj(wbits=zlib_ng.MAX_WBITS | 16)
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+def _until_broken(
+    handle: IO[bytes], path: SessionPath, compression: Compression | None
+) -> json_array.Seekable:
+    """``handle``, a file's content, as an ``_UntilBroken`` stream that salvages what comes
+    before a break, where the file is compressed."""
+    if compression is None:
+        return handle
+    return _UntilBroken(handle, partial(_salvaged, path, compression))
 
 
 def _first_line(text: bytes, stream: json_array.Readable) -> tuple[bytes, int]:
@@ -724,9 +783,12 @@ def line_breaks(data: bytes) -> int:
 
 
 def _read_up_to(handle: json_array.Readable, max_bytes: int) -> bytes:
-    """Up to ``max_bytes`` from a stream, read in bounded chunks (``-1``: all of it)."""
-    if max_bytes < 0:
+    """Up to ``max_bytes`` from a stream, read in bounded chunks (``-1``: all of it, in one
+    read unless it is an ``_UntilBroken`` stream, whose one read would lose what came
+    before a break)."""
+    if max_bytes < 0 and not isinstance(handle, _UntilBroken):
         return handle.read()
+    max_bytes = sys.maxsize if max_bytes < 0 else max_bytes
     chunks, size = [], 0
     while size < max_bytes:
         chunk = handle.read(min(max_bytes - size, READ_CHUNK_BYTES))
@@ -784,7 +846,9 @@ def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
     path, size = found.path, found.path.stat().st_size
     first = 0
     try:
-        with open_decompressed(path, found.compression) as handle:
+        with open_decompressed(path, found.compression) as opened:
+            # a compressed stream that breaks ends there, as an array cut short
+            handle = _until_broken(opened, path, found.compression)
             head = _read_up_to(handle, max_bytes // ARRAY_PIECES_PER_BATCH)
             bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
             for part in json_array.elements(handle, max_bytes // ARRAY_PIECES_PER_BATCH, head=head[bom:]):
@@ -800,7 +864,10 @@ def _array_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: i
                 first = part.first + len(part.starts)
                 if part.damaged is not None:
                     tail = part.data[int(part.ends[-1]) + 1 :] if len(part.ends) else part.data
-                    yield Piece(file_index, path, reader, first, tail, True, size, damaged=part.damaged)
+                    damaged = part.damaged
+                    if isinstance(handle, _UntilBroken) and handle.error is not None:
+                        damaged = f"cannot decompress: {handle.error} ({damaged})"
+                    yield Piece(file_index, path, reader, first, tail, True, size, damaged=damaged)
     except DECOMPRESSION_ERRORS as error:
         yield Piece(file_index, path, reader, first, b"", True, size, damaged=f"cannot decompress: {error}")
 
@@ -834,8 +901,17 @@ def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes
         keep_data = found.compression is not None
         passed_over = found.passed_over
         known = passed_over.spans if passed_over is not None and passed_over.still_in(handle) else ()
+        salvage = None if found.compression is None else partial(_salvaged, path, found.compression)
         yield from _walked(
-            file_index, path, reader, handle, size=size, max_bytes=max_bytes, keep_data=keep_data, known=known
+            file_index,
+            path,
+            reader,
+            handle,
+            size=size,
+            max_bytes=max_bytes,
+            keep_data=keep_data,
+            known=known,
+            salvage=salvage,
         )
 
 
@@ -864,6 +940,7 @@ def _walked(
     max_bytes: int,
     keep_data: bool,
     known: tuple[tuple[int, int], ...] = (),
+    salvage: Callable[[int], bytes] | None = None,
 ) -> Iterator[Piece]:
     """A JSON document's lists (``Reader.lists``) in pieces of whole elements, about a
     quarter of a batch each; the last piece carries the document's header (the document
@@ -874,10 +951,11 @@ def _walked(
     As an array's pieces, pieces that do not ``keep_data`` (a file not compressed) hold
     only their elements' bounds, and are read again by the thread that reads their batch.
     ``known``: where detection found the document's large values in the stream (it must
-    seek: ``PassedOver``).
+    seek: ``PassedOver``). ``salvage``: how to read again what a read that meets a break in
+    a compressed stream loses (``_UntilBroken``).
     """
     quarter = max(1, max_bytes // ARRAY_PIECES_PER_BATCH)
-    until_broken = _UntilBroken(stream)
+    until_broken = _UntilBroken(stream, salvage)
     head = _read_up_to(until_broken, quarter)
     bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
     rules = json_array.WalkRules(
@@ -1039,19 +1117,26 @@ def _line_pieces(
             )
             return
     carry = b""
-    with open_decompressed(path, found.compression) as handle:
+    with open_decompressed(path, found.compression) as opened:
+        # a compressed stream that breaks ends there: the lines before the break are read
+        handle = _until_broken(opened, path, found.compression)
         if start:
             handle.seek(start)
         while True:
-            try:
-                wanted = max_bytes if split else -1
-                if left >= 0:  # up to ``stop``
-                    wanted = min(left, max_bytes)
-                chunk = _read_up_to(handle, wanted) if left != 0 else b""
-                left = left - len(chunk) if left >= 0 else -1
-            except DECOMPRESSION_ERRORS as error:
-                damaged = f"cannot decompress past this line: {error}"
-                yield Piece(file_index, path, reader, first_line, carry, True, size=0, damaged=damaged)
+            wanted = max_bytes if split else -1
+            if left >= 0:  # up to ``stop``
+                wanted = min(left, max_bytes)
+            chunk = _read_up_to(handle, wanted) if left != 0 else b""
+            left = left - len(chunk) if left >= 0 else -1
+            broken = handle.error if isinstance(handle, _UntilBroken) else None
+            if broken is not None:
+                data = carry + chunk + handle.read()  # the rest of what came before the break
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    yield Piece(file_index, path, reader, first_line, data[:cut], ends_file=False, size=0)
+                    first_line += line_breaks(data[:cut])
+                damaged = f"cannot decompress past this line: {broken}"
+                yield Piece(file_index, path, reader, first_line, data[cut:], True, size, damaged=damaged)
                 return
             if not chunk or not split:
                 data = carry + chunk

@@ -24,7 +24,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol, cast
+from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -195,7 +195,7 @@ class Elements:
         return len(self.data) if self.length is None else self.length
 
 
-def elements(stream: IO[bytes], max_bytes: int, *, head: bytes = b"") -> Iterator[Elements]:
+def elements(stream: Readable, max_bytes: int, *, head: bytes = b"") -> Iterator[Elements]:
     """The elements of the array ``stream`` holds (``head``: bytes already read from it),
     in buffers of about ``max_bytes`` of whole elements; an element larger than that is a
     buffer of its own."""

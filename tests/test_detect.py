@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,21 +191,67 @@ def test_a_gzip_file_reads_as_its_whole_content_in_one_piece_or_many(
         lines_before += piece.data.count(b"\n")
 
 
-def test_a_truncated_archive_is_quarantined_and_what_came_before_is_kept(tmp_path: Path) -> None:
+def _content_before_the_cut(packed: bytes, compression: str) -> bytes:
+    """What a compressed file cut short holds before the cut, inflated in one call."""
+    if compression == "gzip":
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16).decompress(packed)
+    return zstandard.ZstdDecompressor().decompressobj().decompress(packed)
+
+
+COMPRESSIONS = {"gzip": gzip.compress, "zstd": lambda data: zstandard.ZstdCompressor().compress(data)}
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+@pytest.mark.parametrize("batch_bytes", [4096, 100_000, 40 * 1024 * 1024])
+def test_a_truncated_archive_is_quarantined_and_what_came_before_is_kept(
+    tmp_path: Path, compression: str, batch_bytes: int
+) -> None:
+    """Every line whole before the cut is read, whatever the batch size (a read that met
+    the cut lost what it had inflated: with 40 MB batches, the whole file); the line the
+    cut goes through is quarantined with its number, and why."""
     sessions = [
         SESSION
         | {
             "id": f"s{i}",
-            "conversations": [{"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": LONG}],
+            "conversations": [
+                {"from": "human", "value": f"Question {i}?"},
+                {"from": "gpt", "value": f"{LONG} {i}"},
+            ],
         }
         for i in range(2000)
     ]
-    data = gzip.compress(jsonl(*sessions))
+    packed = COMPRESSIONS[compression](jsonl(*sessions))
     path = tmp_path / "cut.jsonl.gz"
-    path.write_bytes(data[: len(data) // 2])
-    stats, pairs = run([path], PairRules(), None, batch_bytes=4096, sample_size=5000)
-    assert 0 < len(pairs) < 2000
-    assert [pair["source"] for pair in pairs] == [f"s{i}" for i in range(len(pairs))]
+    path.write_bytes(packed[: len(packed) // 2])
+    whole_lines = _content_before_the_cut(packed[: len(packed) // 2], compression).count(b"\n")
+    assert 0 < whole_lines < 2000
+    stats, pairs = run([path], PairRules(), None, batch_bytes=batch_bytes, sample_size=5000)
+    assert [pair["source"] for pair in pairs] == [f"s{i}" for i in range(whole_lines)]
+    assert stats.malformed_lines == 1
+    read = read_files([path])
+    (where,) = read.quarantine.select("line", "error").rows()
+    assert where[0] == whole_lines + 1
+    # a zstd stream that ends inside a frame ends quietly: the cut line is not JSON
+    reason = "cannot decompress past this line" if compression == "gzip" else "invalid JSON"
+    assert where[1].startswith(reason)
+
+
+@pytest.mark.parametrize("batch_bytes", [4096, 40 * 1024 * 1024])
+def test_a_truncated_array_keeps_every_element_before_the_cut(tmp_path: Path, batch_bytes: int) -> None:
+    sessions = [SESSION | {"id": f"s{i}", "conversations": [*SESSION["conversations"]]} for i in range(3000)]
+    for i, session in enumerate(sessions):
+        session["conversations"] = [
+            {"from": "human", "value": f"Question {i}?"},
+            {"from": "gpt", "value": LONG},
+        ]
+    packed = gzip.compress(json.dumps(sessions, indent=2).encode())
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    content = _content_before_the_cut(packed[: len(packed) // 2], "gzip")
+    whole_elements = content.count(b"\n  }")  # each element's closing brace, indented
+    assert 0 < whole_elements < 3000
+    stats, pairs = run([path], PairRules(), None, batch_bytes=batch_bytes, sample_size=5000)
+    assert [pair["source"] for pair in pairs] == [f"s{i}" for i in range(whole_elements)]
     assert stats.malformed_lines == 1
 
 
