@@ -338,7 +338,9 @@ def _detect_opened(path: SessionPath, forced_format: str | None) -> Detected:
     if compression is None:
         return _detect_sqlite(path, forced_format)
     try:
-        with open_decompressed(path, compression) as stream:
+        with open_decompressed(path, compression) as opened:
+            # a break ends the stream: what came before it decides
+            stream = _until_broken(opened, path, compression)
             found = _detect_json(path, _read_up_to(stream, SNIFF_BYTES), stream, forced_format)
     except DECOMPRESSION_ERRORS as error:
         return Detected(path, damaged=f"cannot decompress: {error}")
@@ -438,25 +440,43 @@ SALVAGE_CHUNK_BYTES = 64 * 1024
 def _salvaged(path: SessionPath, compression: Compression, start: int) -> bytes:
     """The content of a compressed file that breaks, from ``start`` up to the break: inflated
     again from the file's start (a member or frame at a time), only after a stream's read
-    met the break, and kept only from ``start``, which that read had reached."""
+    met the break, and kept only from ``start``, which that read had reached. The chunk of
+    a gzip file that breaks is fed again a byte at a time, from a copy of the state before
+    it, so that its content up to the break is kept too."""
     kept: list[bytes] = []
     done = 0  # bytes of content inflated
+
+    def keep(content: bytes) -> None:
+        nonlocal done
+        if done + len(content) > start:
+            kept.append(content[max(0, start - done) :])
+        done += len(content)
+
     inflate = _inflater(compression)
     with path.open("rb") as packed:
         while chunk := packed.read(SALVAGE_CHUNK_BYTES):
             while chunk:
+                before = inflate.copy() if compression == "gzip" else None
                 try:
-                    content = inflate.decompress(chunk)
+                    keep(inflate.decompress(chunk))
                 except DECOMPRESSION_ERRORS:
+                    if before is not None:
+                        _keep_up_to_the_break(before, chunk, keep)
                     return b"".join(kept)
-                if done + len(content) > start:
-                    kept.append(content[max(0, start - done) :])
-                done += len(content)
                 # a member (gzip) or frame (zstd) ended: the next one begins in the rest
                 chunk, inflate = (
                     (inflate.unused_data, _inflater(compression)) if inflate.eof else (b"", inflate)
                 )
     return b"".join(kept)
+
+
+def _keep_up_to_the_break(inflate: Any, chunk: bytes, keep: Callable[[bytes], None]) -> None:
+    """What ``chunk`` inflates to before the byte where it breaks, fed a byte at a time."""
+    for at in range(len(chunk)):
+        try:
+            keep(inflate.decompress(chunk[at : at + 1]))
+        except DECOMPRESSION_ERRORS:
+            return
 
 
 def _inflater(compression: Compression) -> Any:
@@ -490,7 +510,9 @@ def _first_line(text: bytes, stream: json_array.Readable) -> tuple[bytes, int]:
     return text, newline
 
 
-def _detect_json(path: SessionPath, head: bytes, stream: IO[bytes], forced_format: str | None) -> Detected:
+def _detect_json(
+    path: SessionPath, head: bytes, stream: json_array.Readable, forced_format: str | None
+) -> Detected:
     """JSON lines (the first line is a whole object), a JSON array, or one JSON document.
 
     Lines are told from the first record, parsed whatever its length up to
@@ -499,6 +521,17 @@ def _detect_json(path: SessionPath, head: bytes, stream: IO[bytes], forced_forma
     read and one parse, not the parse of a long head. A document, or a first record longer
     than that, is told from its outline (``_detect_document``).
     """
+    # a compressed stream that breaks ends there: what came before decides
+    until_broken = stream if isinstance(stream, _UntilBroken) else _UntilBroken(stream)
+    found = _detect_json_text(path, head, until_broken, forced_format)
+    if found.reader is None and until_broken.error is not None:
+        return Detected(path, damaged=f"cannot decompress: {until_broken.error}")
+    return found
+
+
+def _detect_json_text(
+    path: SessionPath, head: bytes, stream: _UntilBroken, forced_format: str | None
+) -> Detected:
     text = head.removeprefix(UTF8_BOM).lstrip()
     skip = len(head) - len(text)  # a byte order mark, whitespace
     if not text:
@@ -507,19 +540,15 @@ def _detect_json(path: SessionPath, head: bytes, stream: IO[bytes], forced_forma
         return _detect_array(path, stream, text, forced_format)
     if not text.startswith(b"{"):
         return Detected(path, unrecognized="not JSON: it starts with neither { nor [")
-    # a compressed stream that breaks ends there: what came before decides
-    until_broken = _UntilBroken(stream)
-    text, newline = _first_line(text, until_broken)
+    text, newline = _first_line(text, stream)
     found = None
     if newline >= 0 or len(text) <= FIRST_LINE_BYTES:  # the first line is whole
-        found = _detect_lines(path, until_broken, text, newline, forced_format)
+        found = _detect_lines(path, stream, text, newline, forced_format)
     if found is None:
-        found = _detect_document(path, until_broken, text, forced_format)
+        found = _detect_document(path, stream, text, forced_format)
         if found.passed_over is not None:  # offsets in the stream, from where ``text`` starts in it
             spans = tuple((start + skip, end + skip) for start, end in found.passed_over.spans)
             found = replace(found, passed_over=replace(found.passed_over, spans=spans))
-    if found.reader is None and until_broken.error is not None:
-        return Detected(path, damaged=f"cannot decompress: {until_broken.error}")
     return found
 
 
@@ -687,7 +716,9 @@ def _lines_or_one_object(
     return _pick(path, ("document",), first, forced_format, lambda: f"a JSON document, {_keys(first)}")
 
 
-def _detect_array(path: SessionPath, stream: IO[bytes], text: bytes, forced_format: str | None) -> Detected:
+def _detect_array(
+    path: SessionPath, stream: json_array.Readable, text: bytes, forced_format: str | None
+) -> Detected:
     """A top-level array, from its first elements (read whole, whatever their size): an
     ``array`` reader's when its elements are conversations, an ``events`` reader's when they
     are the messages of one, else a ``document`` reader's."""
@@ -742,30 +773,51 @@ class Piece:
     member: str | None = None
     #: on a document's last piece: its header (``jobs.json_array.Outline``)
     header: bytes | None = None
+    #: with ``deferred``: a whole gzip file, inflated by the thread that reads its batch;
+    #: its content's size, as its trailer says
+    gunzipped_size: int | None = None
 
     @property
     def length(self) -> int:
         """Bytes of content, read or not."""
         if self.stored_at is not None:
             return self.stored_at[1]
+        if self.gunzipped_size is not None:
+            return self.gunzipped_size
         return self.size if self.deferred or self.sessions is not None else len(self.data)
 
-    def loaded(self) -> Piece:
-        """This piece with its bytes; a file gone or unreadable by then is a damaged piece."""
+    def loaded(self) -> list[Piece]:
+        """This piece with its bytes; a file gone or unreadable by then is a damaged piece.
+        A gzip file is inflated (``gunzipped_size``), in the pieces ``_gunzipped`` gives."""
         if not self.deferred:
-            return self
+            return [self]
         try:
-            if self.stored_at is None:
-                return replace(self, data=self.path.read_bytes(), deferred=False)
-            offset, length = self.stored_at
-            with self.path.open("rb") as handle:
-                handle.seek(offset)
-                data = handle.read(length)
-            if len(data) != length:
-                return replace(self, deferred=False, damaged="the file shrank while it was read")
-            return replace(self, data=data, deferred=False)
+            return self._gunzipped() if self.gunzipped_size is not None else [self._read()]
         except OSError as error:
-            return replace(self, deferred=False, damaged=f"cannot read the file: {error.strerror or error}")
+            damaged = f"cannot read the file: {error.strerror or error}"
+            return [replace(self, deferred=False, gunzipped_size=None, damaged=damaged)]
+
+    def _read(self) -> Piece:
+        if self.stored_at is None:
+            return replace(self, data=self.path.read_bytes(), deferred=False)
+        offset, length = self.stored_at
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length)
+        if len(data) != length:
+            return replace(self, deferred=False, damaged="the file shrank while it was read")
+        return replace(self, data=data, deferred=False)
+
+    def _gunzipped(self) -> list[Piece]:
+        """The gzip file's content, in one inflate; one that does not inflate so to the
+        size its trailer gave (several members, a break) read as a stream, in the pieces
+        that gives (the content up to a break, the line it breaks in)."""
+        assert self.gunzipped_size is not None
+        content = _gunzip_one_member(self.path.read_bytes(), self.gunzipped_size)
+        if content is None:
+            found = Detected(self.path, self.reader, compression="gzip")
+            return list(_line_pieces(self.file_index, found, self.reader, sys.maxsize, None))
+        return [replace(self, data=content, deferred=False, gunzipped_size=None)]
 
 
 def line_breaks(data: bytes) -> int:
@@ -807,30 +859,39 @@ ARRAY_PIECES_PER_BATCH = 4
 GZIP_SIZE_BYTES = 4
 
 
-def _gunzip_whole(path: SessionPath, size: int, max_bytes: int) -> bytes | None:
-    """A gzip file's content in one inflate, if it is one member of at most ``max_bytes``;
-    None for any other file, which is then read as a stream.
+#: A gzip file up to this share of a batch, whose content fits a batch, is inflated by the
+#: thread that reads its batch, as a plain file is read there: a batch waiting for a thread
+#: holds no content (the 1 GB bench archive as gzip peaked at 1,132 MiB when its files
+#: were inflated as batches were made, at 852 to 860 MiB since). Should it not inflate in
+#: one go, that thread reads it as a stream, whose content is then bounded only by what
+#: this size inflates to: a larger file is inflated as its batch is made.
+GUNZIP_LATER_SHARE = 4
 
-    One call inflates the 1 GB bench archive's gzip files in 0.8 CPU-seconds; the
-    stream, which inflates a small block at a time, takes 1.7. A damaged file is left to
-    the stream too, which finds the line it breaks at. The trailer is read first, and a
-    file over twice the batch size is never read whole: its content cannot fit a batch.
-    """
+
+def _gzip_content_size(path: SessionPath, size: int, max_bytes: int) -> int | None:
+    """The content's size a gzip file's trailer gives (modulo 4 GiB; the last member's, in
+    a file of several), if it is at most ``max_bytes``; None for a file over twice that,
+    whose content cannot fit a batch, or whose trailer says more."""
     if size > 2 * max_bytes:
         return None
     with path.open("rb") as handle:
         handle.seek(max(0, size - GZIP_SIZE_BYTES))
-        if int.from_bytes(handle.read(), "little") > max_bytes:
-            return None
-        handle.seek(0)
-        packed = handle.read()
+        content_size = int.from_bytes(handle.read(), "little")
+    return content_size if content_size <= max_bytes else None
+
+
+def _gunzip_one_member(packed: bytes, content_size: int) -> bytes | None:
+    """A gzip file's content in one inflate, if it is one member of ``content_size`` bytes;
+    None for any other (several members, cut short, damaged), which is read as a stream.
+
+    One call inflates the 1 GB bench archive's gzip files in 0.8 CPU-seconds; the stream,
+    which inflates a small block at a time, takes 1.7."""
     inflate = zlib_ng.decompressobj(wbits=zlib_ng.MAX_WBITS | 16)  # a gzip member
     try:
-        content = inflate.decompress(packed, max_bytes + 1)
+        content = inflate.decompress(packed, content_size + 1)
     except DECOMPRESSION_ERRORS:
         return None
-    # not at its end: longer than max_bytes, or cut short; more after it: another member
-    whole = inflate.eof and not inflate.unused_data and len(content) <= max_bytes
+    whole = inflate.eof and not inflate.unused_data and len(content) == content_size
     return content if whole else None
 
 
@@ -1086,14 +1147,22 @@ def _pieces_of(file_index: int, found: Detected, reader: Reader, max_bytes: int)
 def _lines_pieces(file_index: int, found: Detected, reader: Reader, max_bytes: int) -> Iterator[Piece]:
     """A file of the lines layout, read whole: as detection read it (a small file), in one
     read by the thread that reads its batch (the common case: no copies), inflated in one
-    go (a small gzip file), else as a stream cut into pieces (``_line_pieces``)."""
+    go by that thread or as the batch is made (a gzip file: ``GUNZIP_LATER_SHARE``), else
+    as a stream cut into pieces (``_line_pieces``)."""
     path, content = found.path, found.content
     size = len(content) if content is not None else path.stat().st_size
     if size <= max_bytes and found.compression is None:
         data, deferred = (b"", True) if content is None else (content, False)
         yield Piece(file_index, path, reader, 1, data, ends_file=True, size=size, deferred=deferred)
         return
-    if found.compression == "gzip" and (content := _gunzip_whole(path, size, max_bytes)) is not None:
+    content_size = _gzip_content_size(path, size, max_bytes) if found.compression == "gzip" else None
+    if content_size is not None and size <= max_bytes // GUNZIP_LATER_SHARE:
+        yield Piece(file_index, path, reader, 1, b"", True, size, deferred=True, gunzipped_size=content_size)
+        return
+    if (
+        content_size is not None
+        and (content := _gunzip_one_member(path.read_bytes(), content_size)) is not None
+    ):
         yield Piece(file_index, path, reader, 1, content, ends_file=True, size=size)
         return
     yield from _line_pieces(file_index, found, reader, max_bytes, None)

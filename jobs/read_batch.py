@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import groupby, pairwise
+from itertools import chain, groupby, pairwise
 from urllib.parse import quote
 
 import connectorx
@@ -298,7 +298,7 @@ def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) ->
 def _loaded(pieces: list[Piece], quarantine: Quarantine) -> list[Piece]:
     """The pieces with their bytes; a damaged one is quarantined and left out."""
     whole = []
-    for piece in map(Piece.loaded, pieces):
+    for piece in chain.from_iterable(map(Piece.loaded, pieces)):
         if piece.damaged is None:
             whole.append(piece)
             continue

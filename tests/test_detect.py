@@ -173,14 +173,18 @@ def test_compressed_files_read_as_their_content(tmp_path: Path, compress: Callab
 def test_a_gzip_file_reads_as_its_whole_content_in_one_piece_or_many(
     tmp_path: Path, max_bytes: int, members: int
 ) -> None:
-    """In one inflate when it fits a batch, as a stream otherwise (several members, or
-    more content than a batch holds): the same bytes either way."""
+    """Inflated whole by the thread that reads its batch when it fits a batch (one of
+    several members read there as a stream), as a stream as batches are made otherwise
+    (more content than a batch holds): the same bytes either way."""
     content = jsonl(*[SESSION | {"id": f"s{i}"} for i in range(6)])
     third = len(content) // 3
     parts = [content] if members == 1 else [content[:third], content[third : 2 * third], content[2 * third :]]
     path = tmp_path / "sessions.jsonl.gz"
     path.write_bytes(b"".join(gzip.compress(part) for part in parts))
-    pieces = [piece for batch in batches([detect(path)], max_bytes) for piece in batch]
+    made = [piece for batch in batches([detect(path)], max_bytes) for piece in batch]
+    if max_bytes == 1 << 20:  # no content waits with the batch
+        assert [(piece.deferred, piece.data, piece.length) for piece in made] == [(True, b"", len(parts[-1]))]
+    pieces = [loaded for piece in made for loaded in piece.loaded()]
     assert b"".join(piece.data for piece in pieces) == content
     assert [piece.ends_file for piece in pieces][-1]
     if max_bytes >= len(content) and members == 1:
@@ -189,6 +193,23 @@ def test_a_gzip_file_reads_as_its_whole_content_in_one_piece_or_many(
     for piece in pieces:
         assert piece.first_line == lines_before + 1
         lines_before += piece.data.count(b"\n")
+
+
+def test_a_small_gzip_file_cut_in_its_trailer_keeps_every_line(tmp_path: Path) -> None:
+    """A gzip file whose last bytes are not its trailer (here, the size read from them is
+    0) is inflated whole by the thread that reads its batch, fails to, and is read as a
+    stream there: every line, and the break after them quarantined."""
+    sessions = [SESSION | {"id": f"s{i}"} for i in range(50)]
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(jsonl(*sessions))[:-8] + bytes(4))
+    (made,) = [piece for batch in batches([detect(path)], 1 << 20) for piece in batch]
+    assert made.deferred
+    stats, pairs = run([path], PairRules(), None, sample_size=100)
+    assert [pair["source"] for pair in pairs] == ["s0"]  # the same pair 50 times: one kept
+    assert stats.as_dict()["raw_pairs"] == 50
+    (where,) = read_files([path]).quarantine.select("line", "error").rows()
+    assert where[0] == 51
+    assert where[1].startswith("cannot decompress past this line")
 
 
 def _content_before_the_cut(packed: bytes, compression: str) -> bytes:
