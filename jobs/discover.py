@@ -165,8 +165,65 @@ def open_decompressed(path: SessionPath, compression: Compression | None) -> IO[
         # 63 ms for a 20 MB bench file)
         return cast(IO[bytes], gzip_ng.open(path, "rb"))  # type: ignore[no-untyped-call]
     if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+        return cast(IO[bytes], _ZstdFrames(path.open("rb")))
     return path.open("rb")
+
+
+#: ``_ZstdFrames`` feeds the compressed bytes this many at a time
+ZSTD_INPUT_BYTES = 1024 * 1024
+
+
+class _ZstdFrames:
+    """A zstd file's content, frame after frame, that raises where the file ends inside a
+    frame: python-zstandard's ``stream_reader`` ends there quietly, as if the file were
+    whole, so that a truncated ``.zst`` read as complete (its cut line quarantined as
+    invalid JSON, or, cut at a line end, nothing said at all).
+
+    A read returns at most what one chunk of ``ZSTD_INPUT_BYTES`` inflates to (callers
+    read on until they have what they asked for), so that content is not copied here."""
+
+    def __init__(self, packed: IO[bytes]) -> None:
+        self._packed = packed
+        self._inflate = _inflater("zstd")
+        self._in_frame = False  # bytes fed since the last frame ended
+        self._pending = b""  # inflated, not yet read
+
+    def __enter__(self) -> _ZstdFrames:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._packed.close()
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            return b"".join(iter(partial(self.read, ZSTD_INPUT_BYTES), b""))
+        while not self._pending:
+            chunk = self._packed.read(ZSTD_INPUT_BYTES)
+            if not chunk:
+                if self._in_frame:
+                    raise zstandard.ZstdError("the file ends inside a zstd frame: it is cut short")
+                return b""
+            self._pending = self._inflated(chunk)
+        data = self._pending
+        if len(data) <= size:
+            self._pending = b""
+            return data
+        self._pending = data[size:]
+        return data[:size]
+
+    def _inflated(self, chunk: bytes) -> bytes:
+        content = []
+        while chunk:
+            content.append(self._inflate.decompress(chunk))
+            self._in_frame = True
+            if self._inflate.eof:  # the next frame begins in what is left
+                chunk, self._inflate, self._in_frame = self._inflate.unused_data, _inflater("zstd"), False
+            else:
+                chunk = b""
+        return b"".join(content)  # one frame's: no copy
 
 
 @dataclass(frozen=True)
