@@ -919,7 +919,7 @@ GZIP_SIZE_BYTES = 4
 #: A gzip file up to this share of a batch, whose content fits a batch, is inflated by the
 #: thread that reads its batch, as a plain file is read there: a batch waiting for a thread
 #: holds no content (the 1 GB bench archive as gzip peaked at 1,132 MiB when its files
-#: were inflated as batches were made, at 852 to 860 MiB since). Should it not inflate in
+#: were inflated as batches were made, at 857 MiB since). Should it not inflate in
 #: one go, that thread reads it as a stream, whose content is then bounded only by what
 #: this size inflates to: a larger file is inflated as its batch is made.
 GUNZIP_LATER_SHARE = 4
