@@ -184,8 +184,7 @@ class _ZstdFrames:
 
     def __init__(self, packed: IO[bytes]) -> None:
         self._packed = packed
-        self._inflate = _inflater("zstd")
-        self._in_frame = False  # bytes fed since the last frame ended
+        self._inflating = _Inflating("zstd")
         self._pending = b""  # inflated, not yet read
 
     def __enter__(self) -> _ZstdFrames:
@@ -203,10 +202,10 @@ class _ZstdFrames:
         while not self._pending:
             chunk = self._packed.read(ZSTD_INPUT_BYTES)
             if not chunk:
-                if self._in_frame:
+                if self._inflating.in_member:
                     raise zstandard.ZstdError("the file ends inside a zstd frame: it is cut short")
                 return b""
-            self._pending = self._inflated(chunk)
+            self._pending = self._inflating.feed(chunk)
         data = self._pending
         if len(data) <= size:
             self._pending = b""
@@ -214,16 +213,42 @@ class _ZstdFrames:
         self._pending = data[size:]
         return data[:size]
 
-    def _inflated(self, chunk: bytes) -> bytes:
+
+class _Inflating:
+    """A gzip or zstd file's bytes inflated as they are fed, chunk by chunk, member after
+    member (gzip) or frame after frame (zstd)."""
+
+    def __init__(self, compression: Compression, inflate: Any = None) -> None:
+        self._compression = compression
+        self._inflate = _inflater(compression) if inflate is None else inflate
+        self.in_member = False  # bytes fed since the last member or frame ended
+
+    def feed(self, chunk: bytes) -> bytes:
         content = []
         while chunk:
             content.append(self._inflate.decompress(chunk))
-            self._in_frame = True
-            if self._inflate.eof:  # the next frame begins in what is left
-                chunk, self._inflate, self._in_frame = self._inflate.unused_data, _inflater("zstd"), False
+            self.in_member = True
+            if self._inflate.eof:  # the next member or frame begins in what is left
+                chunk, self._inflate = self._inflate.unused_data, _inflater(self._compression)
+                self.in_member = False
             else:
                 chunk = b""
-        return b"".join(content)  # one frame's: no copy
+        return b"".join(content)  # one member's: no copy
+
+    def copy(self) -> _Inflating | None:
+        """The state so far, to feed again from (None: zstd's decompressor has no copy)."""
+        if self._compression != "gzip":
+            return None
+        copied = _Inflating(self._compression, self._inflate.copy())
+        copied.in_member = self.in_member
+        return copied
+
+
+def _inflater(compression: Compression) -> Any:
+    """A decompressor of one gzip member or zstd frame."""
+    if compression == "gzip":
+        return zlib_ng.decompressobj(wbits=zlib_ng.MAX_WBITS | 16)
+    return zstandard.ZstdDecompressor().decompressobj()
 
 
 @dataclass(frozen=True)
@@ -471,11 +496,19 @@ class _UntilBroken:
         self._position = 0  # of the content, where the next read begins
         self._rest = b""  # salvaged, not yet read
 
+    @classmethod
+    def of(cls, stream: json_array.Readable) -> _UntilBroken:
+        """``stream`` itself if it is one (made by ``_until_broken``, which salvages), else
+        ``stream`` wrapped."""
+        return stream if isinstance(stream, _UntilBroken) else cls(stream)
+
     def seek(self, offset: int, whence: int = 0, /) -> int:
         self._position = cast(json_array.Seekable, self._stream).seek(offset, whence)
         return self._position
 
     def read(self, size: int = -1, /) -> bytes:
+        if size < 0:  # in chunks: one read that met the break would lose all of it
+            return b"".join(iter(partial(self.read, READ_CHUNK_BYTES), b""))
         if self.error is None:
             try:
                 data = self._stream.read(size)
@@ -485,7 +518,7 @@ class _UntilBroken:
             else:
                 self._position += len(data)
                 return data
-        data, self._rest = (self._rest, b"") if size < 0 else (self._rest[:size], self._rest[size:])
+        data, self._rest = self._rest[:size], self._rest[size:]
         return data
 
 
@@ -509,38 +542,26 @@ def _salvaged(path: SessionPath, compression: Compression, start: int) -> bytes:
             kept.append(content[max(0, start - done) :])
         done += len(content)
 
-    inflate = _inflater(compression)
+    inflating = _Inflating(compression)
     with path.open("rb") as packed:
         while chunk := packed.read(SALVAGE_CHUNK_BYTES):
-            while chunk:
-                before = inflate.copy() if compression == "gzip" else None
-                try:
-                    keep(inflate.decompress(chunk))
-                except DECOMPRESSION_ERRORS:
-                    if before is not None:
-                        _keep_up_to_the_break(before, chunk, keep)
-                    return b"".join(kept)
-                # a member (gzip) or frame (zstd) ended: the next one begins in the rest
-                chunk, inflate = (
-                    (inflate.unused_data, _inflater(compression)) if inflate.eof else (b"", inflate)
-                )
+            before = inflating.copy()
+            try:
+                keep(inflating.feed(chunk))
+            except DECOMPRESSION_ERRORS:
+                if before is not None:
+                    _keep_up_to_the_break(before, chunk, keep)
+                return b"".join(kept)
     return b"".join(kept)
 
 
-def _keep_up_to_the_break(inflate: Any, chunk: bytes, keep: Callable[[bytes], None]) -> None:
+def _keep_up_to_the_break(inflating: _Inflating, chunk: bytes, keep: Callable[[bytes], None]) -> None:
     """What ``chunk`` inflates to before the byte where it breaks, fed a byte at a time."""
     for at in range(len(chunk)):
         try:
-            keep(inflate.decompress(chunk[at : at + 1]))
+            keep(inflating.feed(chunk[at : at + 1]))
         except DECOMPRESSION_ERRORS:
             return
-
-
-def _inflater(compression: Compression) -> Any:
-    """A decompressor of one gzip member or zstd frame, fed chunk by chunk."""
-    if compression == "gzip":
-        return zlib_ng.decompressobj(wbits=zlib_ng.MAX_WBITS | 16)
-    return zstandard.ZstdDecompressor().decompressobj()
 
 
 def _until_broken(
@@ -579,7 +600,7 @@ def _detect_json(
     than that, is told from its outline (``_detect_document``).
     """
     # a compressed stream that breaks ends there: what came before decides
-    until_broken = stream if isinstance(stream, _UntilBroken) else _UntilBroken(stream)
+    until_broken = _UntilBroken.of(stream)
     found = _detect_json_text(path, head, until_broken, forced_format)
     if found.reader is None and until_broken.error is not None:
         return Detected(path, damaged=f"cannot decompress: {until_broken.error}")
@@ -892,12 +913,9 @@ def line_breaks(data: bytes) -> int:
 
 
 def _read_up_to(handle: json_array.Readable, max_bytes: int) -> bytes:
-    """Up to ``max_bytes`` from a stream, read in bounded chunks (``-1``: all of it, in one
-    read unless it is an ``_UntilBroken`` stream, whose one read would lose what came
-    before a break)."""
-    if max_bytes < 0 and not isinstance(handle, _UntilBroken):
+    """Up to ``max_bytes`` from a stream, read in bounded chunks (``-1``: all of it)."""
+    if max_bytes < 0:
         return handle.read()
-    max_bytes = sys.maxsize if max_bytes < 0 else max_bytes
     chunks, size = [], 0
     while size < max_bytes:
         chunk = handle.read(min(max_bytes - size, READ_CHUNK_BYTES))
@@ -1019,17 +1037,9 @@ def _document_pieces(file_index: int, found: Detected, reader: Reader, max_bytes
         keep_data = found.compression is not None
         passed_over = found.passed_over
         known = passed_over.spans if passed_over is not None and passed_over.still_in(handle) else ()
-        salvage = None if found.compression is None else partial(_salvaged, path, found.compression)
+        stream = _until_broken(handle, path, found.compression)
         yield from _walked(
-            file_index,
-            path,
-            reader,
-            handle,
-            size=size,
-            max_bytes=max_bytes,
-            keep_data=keep_data,
-            known=known,
-            salvage=salvage,
+            file_index, path, reader, stream, size=size, max_bytes=max_bytes, keep_data=keep_data, known=known
         )
 
 
@@ -1058,7 +1068,6 @@ def _walked(
     max_bytes: int,
     keep_data: bool,
     known: tuple[tuple[int, int], ...] = (),
-    salvage: Callable[[int], bytes] | None = None,
 ) -> Iterator[Piece]:
     """A JSON document's lists (``Reader.lists``) in pieces of whole elements, about a
     quarter of a batch each; the last piece carries the document's header (the document
@@ -1069,11 +1078,11 @@ def _walked(
     As an array's pieces, pieces that do not ``keep_data`` (a file not compressed) hold
     only their elements' bounds, and are read again by the thread that reads their batch.
     ``known``: where detection found the document's large values in the stream (it must
-    seek: ``PassedOver``). ``salvage``: how to read again what a read that meets a break in
-    a compressed stream loses (``_UntilBroken``).
+    seek: ``PassedOver``). A compressed stream comes as ``_until_broken`` makes it, so that
+    what comes before a break is read.
     """
     quarter = max(1, max_bytes // ARRAY_PIECES_PER_BATCH)
-    until_broken = _UntilBroken(stream, salvage)
+    until_broken = _UntilBroken.of(stream)
     head = _read_up_to(until_broken, quarter)
     bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
     rules = json_array.WalkRules(
