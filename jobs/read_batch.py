@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from itertools import chain, groupby, pairwise
 from urllib.parse import quote
 
-import connectorx
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -266,7 +265,10 @@ def _sql_literal(value: object) -> str:
 def _read_sqlite(reader: Reader, pieces: list[Piece], quarantine: Quarantine) -> list[pl.DataFrame]:
     """Each piece's range of sessions, one keyed query each, read by connectorx: straight
     into Arrow, without the interpreter (Python's sqlite3 made a tuple a row, and held the
-    other threads up while it did: 0.47 against 0.18 s for 33 MB of messages)."""
+    other threads up while it did: 0.47 against 0.18 s for 33 MB of messages). Imported
+    here: loading it costs every run 10 to 90 ms, and only a database needs it."""
+    import connectorx  # noqa: PLC0415
+
     assert reader.query is not None
     frames = []
     for piece in pieces:
