@@ -8,8 +8,8 @@
    the driver's pass.
 2. ``--engine ray`` without an address, which starts a local instance for the run: once,
    to show what the start costs.
-3. Two nodes on this machine (a head and ``ray start --address``, 1 CPU each): the tasks
-   per node, and the same outputs.
+3. Two nodes on this machine (a head and ``ray start --address``, 1 CPU each): the
+   batches prepared on each node, and the same outputs.
 
 Every ``ray start`` runs with ``--block`` as a child of this script, which stops it
 (SIGTERM, then its process group) when done. The figures go to stdout and to
@@ -189,8 +189,9 @@ def breakdown(run: Run) -> str:
     parts = [
         f"connect {figures['connect_s']:.1f}",
         f"describe {figures['describe_s']:.1f}",
-        f"tasks {figures['prepare_s']:.1f} ({figures['batches']} tasks: {figures['task_s']:.1f} s in them, "
-        f"{figures['task_cpu_s']:.1f} CPU-s, at most {figures['busiest']} at once)",
+        f"tasks {figures['prepare_s']:.1f} ({figures['batches']} batches: "
+        f"{figures['task_s']:.1f} s preparing them, {figures['task_cpu_s']:.1f} CPU-s, "
+        f"at most {figures['busiest']} at once)",
         f"dedup {figures['dedup_s']:.1f}",
         f"driver pass {figures['finish_s']:.1f}",
     ]
@@ -273,7 +274,9 @@ def print_report(results: Results, runs: int) -> dict[str, float]:
     ]
     per_node = results.two_nodes.ray["tasks_per_node"]
     listed = ", ".join(f"{node}: {count}" for node, count in per_node.items())
-    rows.append(("two 1-CPU nodes: tasks per node", listed, f"both nodes {verdict(len(per_node) == 2)}"))
+    rows.append(
+        ("two 1-CPU nodes: batches prepared per node", listed, f"both nodes {verdict(len(per_node) == 2)}")
+    )
     rows.append(("two 1-CPU nodes", breakdown(results.two_nodes), "report"))
     print()
     print(f"| the archive ({gigabytes:.2f} GB), {runs} alternating rounds | measured | target |")
@@ -282,8 +285,9 @@ def print_report(results: Results, runs: int) -> dict[str, float]:
         print("| " + " | ".join(row) + " |")
     figures = median_ray.ray
     per_gb = {
-        "tasks: read, find candidates (CPU-s/GB, added up over the tasks)": figures["task_cpu_s"] / gigabytes,
-        "tasks: time inside them (s/GB, added up)": figures["task_s"] / gigabytes,
+        "tasks: read, find candidates (CPU-s/GB, added up over the batches)": figures["task_cpu_s"]
+        / gigabytes,
+        "tasks: time preparing the batches (s/GB, added up)": figures["task_s"] / gigabytes,
         "dedup: keys sorted twice (wall s/GB, 2 CPUs)": figures["dedup_s"] / gigabytes,
         "driver: the whole run's CPU (CPU-s/GB)": median_ray.driver_cpu_s / gigabytes,
         "driver pass: mark, figures, write (wall s/GB)": figures["finish_s"] / gigabytes,

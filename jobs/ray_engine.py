@@ -363,13 +363,13 @@ class RayFigures:
     connect_s: float = 0.0  # ray.init: a local instance started, or a cluster joined
     describe_s: float = 0.0  # files detected and cut into task descriptions, on the driver
     prepare_s: float = 0.0  # the tasks: read, candidates (wall, the cluster's)
-    task_s: float = 0.0  # the tasks' own time, added up
+    task_s: float = 0.0  # the time the tasks took for each batch, added up
     task_cpu_s: float = 0.0  # their CPU time (every thread), added up
-    busiest: int = 0  # the most tasks that ran at once
+    busiest: int = 0  # the most batches prepared at once
     dedup_s: float = 0.0  # the run's duplicates: groupby-min over the keys, sorted
     finish_s: float = 0.0  # the driver's pass: duplicates marked, figures, outputs written
     batches: int = 0
-    tasks_per_node: dict[str, int] = field(default_factory=dict)
+    tasks_per_node: dict[str, int] = field(default_factory=dict)  # batches prepared on each node
 
 
 class RayEngine:
