@@ -13,8 +13,9 @@ step that needs them all:
    (whole lines of an uncompressed file), else by its place among the file's pieces, and
    the worker cuts the file again to get it (``Recut``). The descriptions go through
    ``ray.data.from_items`` and ``Dataset.map`` runs ``jobs.pairs_job.prepare`` on each:
-   a block of consecutive batches per CPU of the cluster, each block a task that
-   prepares its batches one after the other and hands each on as a block of its own.
+   a block of consecutive batches per CPU of the cluster (at most
+   ``MAX_BATCHES_PER_TASK`` a block), each block a task that prepares its batches one
+   after the other and hands each on as a block of its own.
    The result is ``materialize``-d in the object store (spilled to disk past its
    memory): a row per batch with the prepared tables (pickled) and its candidates'
    dedup keys. A task's memory is the local engine's per batch.
@@ -48,6 +49,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import math
 import os
 import pickle
 import socket
@@ -98,6 +100,8 @@ KEY_BLOCKS_PER_CPU = 2
 #: block and then stood 0.4 to 1 s before its next batch; on the 1 GB bench archive the
 #: tasks took 6.5 to 7.5 s against 5.1 to 5.4 s.
 PREPARED_BLOCK_BYTES = 32 * 1024 * 1024
+#: The most batches one Ray task prepares (``_task_count``).
+MAX_BATCHES_PER_TASK = 16
 #: Kept positions streamed to the driver at a time (16 bytes each with their key).
 POSITIONS_PER_FETCH = 1 << 20
 
@@ -283,6 +287,17 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,
     }
+
+
+def _task_count(batches: int, cpus: int) -> int:
+    """How many Ray tasks prepare the run's batches, each a run of consecutive ones: one a
+    CPU of the cluster, or more where runs would exceed ``MAX_BATCHES_PER_TASK``.
+
+    As a task each, a batch waited 0.13 to 0.25 s for Ray Data to start it (a third of a
+    batch's time); a task goes on from one batch to the next at once. The cap keeps tasks
+    for a cluster that grows during the run (an autoscaling one may have no CPU at the
+    start) and bounds what a worker lost mid-task takes with it."""
+    return max(1, min(batches, max(cpus, math.ceil(batches / MAX_BATCHES_PER_TASK))))
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:
@@ -471,9 +486,7 @@ class RayEngine:
         started = time.perf_counter()
         options = _TaskOptions(rules, keep_messages, batch_bytes, self._hold_folder)
         prepared = (
-            # a block of batches per CPU, each a task that prepares them one after the
-            # other: as a task each, a batch waited 0.13 to 0.25 s for Ray Data to start it
-            ray.data.from_items(tasks, override_num_blocks=min(len(tasks), _cluster_cpus()))
+            ray.data.from_items(tasks, override_num_blocks=_task_count(len(tasks), _cluster_cpus()))
             .map(functools.partial(_prepare_row, options=options), num_cpus=1)
             .materialize()
         )

@@ -29,7 +29,7 @@ from jobs import ray_engine
 from jobs.discover import find_session_files
 from jobs.outputs import Outputs
 from jobs.pairs_job import PairRules, run
-from jobs.ray_engine import HOLD_FIRST_TASK_ENV, RayEngine
+from jobs.ray_engine import HOLD_FIRST_TASK_ENV, MAX_BATCHES_PER_TASK, RayEngine, _task_count
 from tests.conftest import (
     ARCHIVE_GENERATOR,
     CORRUPT_DATABASE,
@@ -259,6 +259,20 @@ def test_a_worker_killed_mid_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     run_engine([generated], tmp_path / "local", None, batch_bytes=256 * 1024)
     assert_same_outputs(tmp_path / "local", tmp_path / "ray")
     assert not (hold / "release").exists()  # the task did not go on: it was killed
+
+
+def test_batches_are_shared_out_a_run_a_cpu_and_at_most_the_cap_a_run() -> None:
+    """A task per CPU, so that each goes from batch to batch without Ray Data's round trip;
+    more where a run would exceed the cap (a cluster that grows gets work); never more
+    tasks than batches."""
+    assert _task_count(25, 2) == 2  # the 1 GB bench archive on this machine
+    assert _task_count(3, 8) == 3
+    assert _task_count(1, 1) == 1
+    for batches, cpus in [(1000, 4), (25_000, 64), (40, 1), (17, 1)]:
+        tasks = _task_count(batches, cpus)
+        assert tasks >= min(batches, cpus)
+        assert -(-batches // tasks) <= MAX_BATCHES_PER_TASK  # the longest run
+    assert _task_count(25_000, 64) == 1563
 
 
 def test_without_ray_installed_the_engine_is_one_line_and_exit_2(
