@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,8 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from jobs.compact import compact as compact_dataset
-from jobs.discover import InputError, check_format_fits, find_session_files, size_on_disk
-from jobs.incremental import STATE_DIR, STATE_JSON, Dataset, StateError
+from jobs.discover import InputError, check_format_fits, detect, find_session_files, size_on_disk
+from jobs.incremental import DATASETS, STATE_DIR, STATE_JSON, Dataset, StateError
 from jobs.outputs import (
     PAIRS_JSONL,
     PARQUET_COMPRESSIONS,
@@ -193,6 +194,10 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
     _one_of(engine_name, ENGINES, "--engine")
+    if not math.isfinite(min_ratio):  # NaN passes min=0.0, and no ratio is larger than inf
+        raise typer.BadParameter(f"a finite number, not {min_ratio}", param_hint="'--min-ratio'")
+    if not out.strip():
+        raise typer.BadParameter("an empty path", param_hint="'--out'")
     if ray_address is not None and engine_name != "ray":
         raise typer.BadParameter("only with --engine ray", param_hint="'--ray-address'")
     _one_of(responses, RESPONSE_MODES, "--responses")
@@ -228,6 +233,8 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
             assert isinstance(out_path, Path)
             local_out = out_path
             _check_incremental(local_out, incremental=incremental, rebuild=rebuild, dry_run=dry_run)
+            if not dry_run:
+                _check_inputs_are_not_outputs(files, local_out, incremental=incremental)
         else:
             _check_remote_out(remote_out)
             # written here as a local run writes, then uploaded (``upload_folder``)
@@ -446,6 +453,30 @@ def _check_incremental(out: Path, *, incremental: bool, rebuild: bool, dry_run: 
         )
 
 
+def _check_inputs_are_not_outputs(files: Sequence[SessionPath], out: Path, *, incremental: bool) -> None:
+    """A usage error when an input session file lies where this run writes (``pairs.jsonl``
+    in ``--out``, a file in an incremental dataset's folders): the run would replace or
+    remove it. An earlier run's outputs found there (no reader knows them) are not sessions."""
+    out_folder = out.absolute()
+    places = [out_folder / name for name in (*OUTPUT_NAMES, STATS_JSON)]
+    if incremental:
+        places += [out_folder / name for name in (*DATASETS, STATE_DIR)]
+    prefix = str(out_folder)
+    for file in files:
+        if not isinstance(file, Path):
+            continue
+        path = file.absolute()
+        if not str(path).startswith(prefix):  # most files: outside --out
+            continue
+        at_risk = any(path.is_relative_to(place) for place in places)
+        if at_risk and detect(file).reader is not None:
+            raise typer.BadParameter(
+                f"{file} is a session file where this run writes its outputs, which would replace it: "
+                "choose another --out",
+                param_hint="'--out'",
+            )
+
+
 def _open_dataset(out: Path, rules: dict[str, Any], *, rebuild: bool) -> Dataset:
     """The incremental dataset in ``out``, locked; a usage error when another run holds
     it, its state cannot be read, or its rules are not these (unless ``rebuild``)."""
@@ -559,7 +590,7 @@ def _parse_grid(text: str, kind: type[float] | type[int], option: str) -> tuple[
         raise typer.BadParameter(
             f"expected comma-separated numbers, got {text!r}", param_hint=option
         ) from None
-    if not values or min(values) < 0:
+    if not values or min(values) < 0 or not all(math.isfinite(value) for value in values):
         raise typer.BadParameter(f"expected non-negative numbers, got {text!r}", param_hint=option)
     return values
 

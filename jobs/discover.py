@@ -728,17 +728,31 @@ def _told(
 def _detect_lines(
     path: SessionPath, stream: json_array.Readable, text: bytes, newline: int, forced_format: str | None
 ) -> Detected | None:
-    """JSON lines when the first line (``text[:newline]``) is an object; None when it is not."""
+    """JSON lines when the first line (``text[:newline]``) is an object, or when it is broken
+    and every whole line after it in the head is one (a file whose first line was cut or
+    damaged is still read, its first line quarantined); None when it is not."""
     try:
         first = _loads(text if newline < 0 else text[:newline])
     except (ValueError, RecursionError):
-        return None
-    if not isinstance(first, dict):
+        first = None
+    if not isinstance(first, dict) and newline < 0:
         return None
     # the lines after it that the head holds whole (a line cut short would fail to parse)
     more = stream.read(1)
     ends_at = text.rfind(b"\n") + 1 if more else len(text)  # at the end of the file, the last line is whole
     whole = text[newline + 1 : ends_at] if newline >= 0 else b""
+    if not isinstance(first, dict):
+        after_a_broken_line = _objects_on_every_line(whole)
+        if not after_a_broken_line:
+            return None  # a pretty-printed document, or not JSON lines
+        found = _pick(
+            path,
+            ("lines",),
+            after_a_broken_line,
+            forced_format,
+            lambda: "JSON lines after a broken first line",
+        )
+        return found if found.reader is not None else None
     values = [first, *_following_records(whole)]
     whole_file_is_one_object = len(values) == 1 and not more and not whole.strip()
     return _lines_or_one_object(
@@ -762,6 +776,28 @@ def _following_records(whole: bytes) -> list[Any]:
             values.append(_loads(line))
         except (ValueError, RecursionError):
             continue
+    return values
+
+
+def _objects_on_every_line(whole: bytes) -> list[Any]:
+    """The records of the whole lines ``whole`` holds (as far as ``SNIFF_RECORDS`` and
+    ``SNIFF_FOLLOWING_BYTES`` go), if every one of them is a JSON object; else none. A
+    pretty-printed document has lines that are not (``],``, ``"key": 1,``)."""
+    values: list[Any] = []
+    budget = SNIFF_FOLLOWING_BYTES
+    for line in whole.split(b"\n", SNIFF_RECORDS)[:SNIFF_RECORDS]:
+        if not line.strip():
+            continue
+        budget -= len(line)
+        if budget < 0 and values:
+            break
+        try:
+            value = _loads(line)
+        except (ValueError, RecursionError):
+            return []
+        if not isinstance(value, dict):
+            return []
+        values.append(value)
     return values
 
 

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -344,13 +345,16 @@ class State:
             fsync_path(self.folder)
 
     def unreferenced(self) -> Iterator[Path]:
-        """Files the state does not name: left by a run that died, or replaced by this one."""
+        """Files the state does not name: left by a run that died, or replaced by this one.
+        In the dataset's folders only parts are (``PART_FILE``): a file of the user's
+        that happens to lie there is not the dataset's to remove."""
         named = {(name, part) for name, parts in self.parts.items() for part in parts}
         for name in DATASETS:
             folder = self.out_dir / name
             if folder.is_dir():
                 for path in folder.rglob("*"):
-                    if path.is_file() and (name, path.relative_to(folder).as_posix()) not in named:
+                    relative = path.relative_to(folder).as_posix()
+                    if path.is_file() and PART_FILE.fullmatch(path.name) and (name, relative) not in named:
                         yield path
         keep = {STATE_JSON, LOCK, self.manifest}
         for path in self.folder.glob("*"):
@@ -398,6 +402,11 @@ def lock_state(out_dir: Path) -> int:
         os.close(descriptor)
         raise StateError(f"another run is writing into {out_dir}; wait for it to end") from None
     return descriptor
+
+
+#: The name of a part that a run or ``compound compact`` writes (``part-000003.jsonl``,
+#: ``part-000001-000007.parquet``).
+PART_FILE = re.compile(r"part-\d{6,}(?:-\d{6,})?\.(?:parquet|jsonl|json)")
 
 
 def part_name(run: int) -> str:

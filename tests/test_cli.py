@@ -159,6 +159,15 @@ MISTAKES = [
     (["pairs", "no/such/path", "--out", "{tmp}/out"], "no such file or directory: no/such/path"),
     (["pairs", "{tmp}/empty", "--out", "{tmp}/out"], "no session files"),
     (["pairs", "{archive}", "--min-ratio", "-1", "--out", "{tmp}/out"], "--min-ratio"),
+    (
+        ["pairs", "{archive}", "--min-ratio", "nan", "--out", "{tmp}/out"],
+        "'--min-ratio': a finite number, not nan",
+    ),
+    (
+        ["pairs", "{archive}", "--min-ratio", "inf", "--out", "{tmp}/out"],
+        "'--min-ratio': a finite number, not inf",
+    ),
+    (["pairs", "{archive}", "--out", ""], "'--out': an empty path"),
     (["pairs", "{archive}", "--min-words", "abc", "--out", "{tmp}/out"], "--min-words"),
     (["pairs", "{archive}", "--parquet-compression", "gzip", "--out", "{tmp}/out"], "--parquet-compression"),
     (["pairs", "{archive}", "--scrub", "secrets,emails", "--out", "{tmp}/out"], "--scrub"),
@@ -175,6 +184,7 @@ MISTAKES = [
         "'--format': codex does not fit the input: {archive}/agents/claude_code/",
     ),
     (["stats", "{half_written}"], "cannot be read (parquet: File out of specification"),
+    (["stats", "{tmp}", "--ratios", "1,nan"], "'--ratios': expected non-negative numbers, got '1,nan'"),
     (["stats", "{tmp}"], "no candidates.parquet (or candidates/ directory) in {tmp}"),
 ]
 
@@ -376,3 +386,78 @@ def test_scratch_left_by_a_run_that_died_is_removed_by_the_next_run(
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "candidates.parquet", "pairs.jsonl", "pairs.parquet", "quarantine.jsonl", "stats.json",
     ]  # fmt: skip
+
+
+def test_a_record_of_another_tool_with_a_list_for_its_type_is_not_a_crash(tmp_path: Path) -> None:
+    """Detection looks at every file's first records: a ``type`` that is a list or an
+    object (no reader's) is not a layout, and the file's sessions are read."""
+    answer = " ".join(["word"] * 40)
+    session = {"conversations": [{"from": "human", "value": "Why?"}, {"from": "gpt", "value": answer}]}
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "a.jsonl").write_text(json.dumps(session) + "\n" + json.dumps({"type": ["x"]}) + "\n")
+    (archive / "b.jsonl").write_text(
+        json.dumps({"type": {}, "payload": {}, "loglines": [{"type": {}}]}) + "\n"
+    )
+    stats, records = run_ours(archive, tmp_path / "out")
+    assert [record["terse"] for record in records] == ["Why?"]
+    assert (
+        stats["malformed_lines"] == 0
+    )  # a.jsonl's second line holds no conversation, as the reference reads it
+    assert [entry["file"] for entry in stats["unrecognized_files"]] == [str(archive / "b.jsonl")]
+
+
+def test_a_timestamp_out_of_range_is_null_not_a_crash(tmp_path: Path) -> None:
+    answer = " ".join(["word"] * 40)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Why {index}?"},
+                {"role": "assistant", "content": answer, "timestamp": stamp},  # the pair's
+            ]
+        }
+        for index, stamp in enumerate([1735000000000000000000, "NaN", -1e300, 1735000000123])
+    ]
+    (archive / "t.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    stats, records = run_ours(archive, tmp_path / "out")
+    assert len(records) == 4
+    assert stats["malformed_lines"] == 0
+    pairs = pl.read_parquet(tmp_path / "out" / "pairs.parquet")
+    assert pairs["timestamp"].dt.to_string("%Y-%m-%d %H:%M:%S%.3f").to_list() == [
+        None,
+        None,
+        None,
+        "2024-12-24 00:26:40.123",  # milliseconds, as JavaScript writes them
+    ]
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_a_session_file_where_the_outputs_go_is_not_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], incremental: bool
+) -> None:
+    """An input named as an output in ``--out`` (``pairs.jsonl``), or lying in an
+    incremental dataset's folders, would be replaced or removed by the run: a usage error,
+    and the file is left as it was."""
+    answer = " ".join(["word"] * 40)
+    session = json.dumps(
+        {"conversations": [{"from": "human", "value": "Why?"}, {"from": "gpt", "value": answer}]}
+    )
+    out = tmp_path / "out"
+    session_file = out / ("pairs/session.jsonl" if incremental else "pairs.jsonl")
+    session_file.parent.mkdir(parents=True)
+    session_file.write_text(session + "\n")
+    flags = ["--incremental"] if incremental else []
+    for target in (out, session_file):
+        assert compound(monkeypatch, "pairs", str(target), "--out", str(out), *flags) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1
+        assert "is a session file where this run writes its outputs" in error
+        assert session_file.read_text() == session + "\n"
+    # an earlier run's outputs under an archive are not sessions: the run goes on
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "s.jsonl").write_text(session + "\n")
+    for _ in range(2):
+        assert compound(monkeypatch, "pairs", str(archive), "--out", str(archive / "out"), *flags) == 0

@@ -613,3 +613,50 @@ def test_a_broken_event_is_quarantined_with_its_position_and_the_rest_paired(tmp
     assert quarantine.select("line", "raw").rows() == [(None, broken)]
     assert quarantine["error"][0].startswith("array element 4: invalid JSON")
     assert stats["malformed_lines"] == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "claude_code/claude-code-viewer__5c0375b4-57a5-4f26-b12d-d022ee4e51b7.jsonl",
+        "codex_rollout/agent-sessions__codex_large.jsonl",
+        "sharegpt",
+    ],
+)
+def test_a_file_whose_first_line_is_broken_is_read_but_that_line(source: str, tmp_path: Path) -> None:
+    """A JSON lines file whose first line was cut short (a copy interrupted, a line
+    written half) is read as JSON lines from its next lines, which decide its layout; the
+    first line is quarantined: the same pairs as the file without it."""
+    if source == "sharegpt":
+        content = jsonl(*({**SESSION, "id": f"s{index}"} for index in range(3)))
+    else:
+        content = (REALDATA / source).read_bytes()
+    first, rest = content.split(b"\n", 1)
+    damaged, without_it = tmp_path / "damaged", tmp_path / "without"
+    damaged.mkdir()
+    without_it.mkdir()
+    (damaged / "session.jsonl").write_bytes(first[: len(first) // 2] + b"\n" + rest)
+    (without_it / "session.jsonl").write_bytes(rest)
+    stats, records = run_ours(damaged, tmp_path / "out-damaged", min_ratio=0, min_words=1)
+    _, expected = run_ours(without_it, tmp_path / "out-without", min_ratio=0, min_words=1)
+    assert records == expected
+    assert expected
+    assert stats["malformed_lines"] == 1
+    assert stats["unrecognized_files"] == []
+    quarantine = pl.read_ndjson(tmp_path / "out-damaged" / "quarantine.jsonl")
+    assert quarantine["line"].to_list() == [1]
+
+
+def test_a_pretty_printed_document_is_not_taken_for_lines_after_a_broken_first_one(tmp_path: Path) -> None:
+    """The first line of a pretty-printed document (``{``) is not a whole record either:
+    its next lines (``"messages": [``, ``],``) are not objects, so it stays a document."""
+    answer = " ".join(["word"] * 40)
+    document = {
+        "messages": [{"role": "user", "content": "Pretty?"}, {"role": "assistant", "content": answer}]
+    }
+    text = json.dumps(document, indent=2).replace('{\n      "role"', '{"role"')
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "doc.json").write_text(text)
+    stats, records = run_ours(tmp_path / "in", tmp_path / "out")
+    assert [record["terse"] for record in records] == ["Pretty?"]
+    assert stats["malformed_lines"] == 0

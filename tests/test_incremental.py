@@ -449,3 +449,29 @@ def test_partitioned_dataset_adds_parts_per_partition(
     merged = pl.read_parquet(out / "pairs" / "**" / "*.parquet", hive_partitioning=True)
     assert sorted(merged["pair_id"]) == sorted(pairs["pair_id"])
     assert [path.name for path in (out / "pairs" / "model=m").iterdir()] == ["part-000001-000002.parquet"]
+
+
+def test_a_users_files_in_the_datasets_folders_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run removes the parts its state does not name (a dead run's), and nothing else of
+    the dataset's folders: a file of the user's there stays."""
+    archive = Archive(tmp_path / "archive")
+    archive.sessions.append(Session("sharegpt", "s000001", [1, 2]))
+    archive.write(archive.sessions[0])
+    out = tmp_path / "out"
+    notes = [
+        out / "pairs" / "notes.txt",
+        out / "runs" / "README",
+        out / "pairs" / "model=x" / "part-1.parquet",
+    ]
+    for path in notes:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+    assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
+    leftover = out / "pairs" / "part-000002.jsonl"  # as a run that died before its commit leaves it
+    leftover.write_text("")
+    assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
+    assert not leftover.exists()
+    assert [path.read_text() for path in notes] == ["mine"] * 3
+    assert written_ids(out)

@@ -82,11 +82,38 @@ def conform(messages: pl.LazyFrame) -> pl.LazyFrame:
     return messages.select(columns)
 
 
+#: Epoch numbers at least this large are not seconds but milliseconds (1e11 seconds is
+#: the year 5138; 1e11 milliseconds is 1973), then microseconds, then nanoseconds.
+EPOCH_MILLIS_FROM = 1e11
+EPOCH_MICROS_FROM = 1e14
+EPOCH_NANOS_FROM = 1e17
+#: The latest instant a timestamp may be (the year 9999 and a bit, in microseconds):
+#: Python's datetime, which notebooks convert to, goes no further.
+MAX_EPOCH_MICROS = 253_402_300_800_000_000
+
+
 def parse_timestamp(value: pl.Expr) -> pl.Expr:
-    """An ISO 8601 string (``Z`` or an offset, any fraction) or epoch seconds, as UTC."""
+    """An ISO 8601 string (``Z`` or an offset, any fraction) or an epoch number, as UTC;
+    null where it is neither, or out of range.
+
+    An epoch number is in seconds, or, where it is too large for seconds (past the year
+    5138), in milliseconds, microseconds or nanoseconds by its size: JavaScript's tools
+    write milliseconds. A value none of these fit (``1e300``, ``NaN``) is null, not an
+    error that would stop the batch."""
     as_text = value.cast(pl.String)
-    epoch_seconds = as_text.cast(pl.Float64, strict=False)
-    from_epoch = (epoch_seconds * 1_000_000).cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
+    epoch = as_text.cast(pl.Float64, strict=False)
+    size = epoch.abs()
+    epoch_micros = (
+        pl.when(size < EPOCH_MILLIS_FROM)
+        .then(epoch * 1_000_000)
+        .when(size < EPOCH_MICROS_FROM)
+        .then(epoch * 1_000)
+        .when(size < EPOCH_NANOS_FROM)
+        .then(epoch)
+        .otherwise(epoch / 1_000)
+    )
+    in_range = epoch_micros.is_finite() & (epoch_micros.abs() < MAX_EPOCH_MICROS)
+    from_epoch = pl.when(in_range).then(epoch_micros).cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
     from_iso = (
         as_text.str.replace(r"Z$", "+00:00")
         .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False)

@@ -13,7 +13,7 @@ object (``result`` -> ``result_obj``); only the variants named in a dtype are de
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import polars as pl
@@ -80,6 +80,13 @@ def finish(rows: pl.LazyFrame, format_name: str, order: list[str]) -> pl.LazyFra
 
 def is_dict(value: Any) -> bool:
     return isinstance(value, dict)
+
+
+def one_of(value: Any, names: Collection[str]) -> bool:
+    """Whether a record's field is one of these names. The field may hold any JSON (a
+    file of another tool's, a hand-made one): a list or an object, which a set cannot
+    look up, is not a name."""
+    return isinstance(value, str) and value in names
 
 
 def dicts(head: Any) -> list[dict[str, Any]]:

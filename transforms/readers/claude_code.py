@@ -34,6 +34,7 @@ from typing import Any
 import polars as pl
 
 from transforms.readers import Reader
+from transforms.readers.agent_common import one_of
 from transforms.schema import ASSISTANT, SYSTEM, TOOL, USER, conform, parse_timestamp
 
 FORMAT = "claude_code"
@@ -124,7 +125,7 @@ ID_FIELDS = ("sessionId", "uuid", "parentUuid", "leafUuid")
 
 def _is_event(value: Any) -> bool:
     """A Claude Code event: a known ``type`` and a Claude Code field (an id or a message)."""
-    if not isinstance(value, dict) or value.get("type") not in EVENT_TYPES:
+    if not isinstance(value, dict) or not one_of(value.get("type"), EVENT_TYPES):
         return False
     message = value.get("message")
     if isinstance(message, dict) and ("content" in message or "role" in message):

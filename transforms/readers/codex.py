@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 
 from transforms.readers import Reader
+from transforms.readers.agent_common import one_of
 from transforms.schema import ASSISTANT, SYSTEM, TOOL, USER, conform, parse_timestamp
 
 FORMAT = "codex"
@@ -109,7 +110,7 @@ ROLES = {
 
 
 def _is_rollout_record(value: Any) -> bool:
-    return isinstance(value, dict) and "payload" in value and value.get("type") in ENVELOPE_TYPES
+    return isinstance(value, dict) and "payload" in value and one_of(value.get("type"), ENVELOPE_TYPES)
 
 
 def _is_legacy_header(value: Any) -> bool:

@@ -24,6 +24,7 @@ from transforms.readers.agent_common import (
     first_in_file,
     is_dict,
     objects_apart,
+    one_of,
     said,
     session_from_path,
     strings_apart,
@@ -75,7 +76,7 @@ COPILOT_DTYPE = pl.Struct(
 def sniff_copilot(head: Any) -> bool:
     """Event envelopes ``{type: "user.message" | "session.start" | ..., data: {...}}``."""
     return any(
-        value.get("type") in COPILOT_EVENTS and is_dict(value.get("data")) and "payload" not in value
+        one_of(value.get("type"), COPILOT_EVENTS) and is_dict(value.get("data")) and "payload" not in value
         for value in dicts(head)
     )
 

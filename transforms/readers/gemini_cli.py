@@ -24,6 +24,7 @@ from transforms.readers.agent_common import (
     is_dict,
     joined,
     objects_apart,
+    one_of,
     said,
     session_from_path,
     strings_apart,
@@ -82,8 +83,8 @@ def sniff_gemini(document: Any) -> bool:
     head = dicts(messages[:20])
     return (
         len(head) == len(messages[:20])
-        and all("role" not in message and message.get("type") in GEMINI_TYPES for message in head)
-        and any(message.get("type") in {"user", "gemini"} for message in head)
+        and all("role" not in message and one_of(message.get("type"), GEMINI_TYPES) for message in head)
+        and any(one_of(message.get("type"), {"user", "gemini"}) for message in head)
     )
 
 

@@ -23,11 +23,12 @@ from transforms.readers.agent_common import (
     finish,
     joined,
     objects_apart,
+    one_of,
     said,
     session_from_path,
     strings_apart,
 )
-from transforms.schema import ASSISTANT, SYSTEM, TOOL, USER
+from transforms.schema import ASSISTANT, MAX_EPOCH_MICROS, SYSTEM, TOOL, USER
 
 KIMI = "kimi_cli"
 KIMI_OPS = {
@@ -76,8 +77,10 @@ KIMI_DTYPE = pl.Struct(
 
 
 def _epoch_ms(value: pl.Expr) -> pl.Expr:
-    """Epoch milliseconds (a number, or its text) as UTC."""
-    millis = value.cast(pl.String).cast(pl.Float64, strict=False).cast(pl.Int64)
+    """Epoch milliseconds (a number, or its text) as UTC; null where out of range."""
+    number = value.cast(pl.String).cast(pl.Float64, strict=False)
+    in_range = number.is_finite() & (number.abs() < MAX_EPOCH_MICROS // 1000)
+    millis = pl.when(in_range).then(number).cast(pl.Int64)
     return pl.from_epoch(millis, time_unit="ms").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
 
 
@@ -85,7 +88,8 @@ def sniff_kimi(head: Any) -> bool:
     """A wire journal: the ``metadata`` envelope with a ``protocol_version``, or Kimi's ops."""
     values = dicts(head)
     return any(value.get("type") == "metadata" and "protocol_version" in value for value in values) or any(
-        value.get("type") in KIMI_OPS and "data" not in value and "payload" not in value for value in values
+        one_of(value.get("type"), KIMI_OPS) and "data" not in value and "payload" not in value
+        for value in values
     )
 
 

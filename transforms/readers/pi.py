@@ -27,6 +27,7 @@ from transforms.readers.agent_common import (
     first_in_file,
     joined,
     objects_apart,
+    one_of,
     said,
     session_from_path,
     strings_apart,
@@ -76,7 +77,7 @@ def _is_pi_record(value: dict[str, Any]) -> bool:
         return "id" in value and ("cwd" in value or "version" in value)
     message = value.get("message")
     return (
-        kind in PI_ENTRIES
+        one_of(kind, PI_ENTRIES)
         and "parentId" in value
         and (kind != "message" or (isinstance(message, dict) and "role" in message))
     )
