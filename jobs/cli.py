@@ -194,10 +194,7 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
 ) -> None:
     """Harvest terse prompt -> rich response pairs from session transcripts."""
     _one_of(engine_name, ENGINES, "--engine")
-    if not math.isfinite(min_ratio):  # NaN passes min=0.0, and no ratio is larger than inf
-        raise typer.BadParameter(f"a finite number, not {min_ratio}", param_hint="'--min-ratio'")
-    if not out.strip():
-        raise typer.BadParameter("an empty path", param_hint="'--out'")
+    _check_values(min_ratio, out)
     if ray_address is not None and engine_name != "ray":
         raise typer.BadParameter("only with --engine ray", param_hint="'--ray-address'")
     _one_of(responses, RESPONSE_MODES, "--responses")
@@ -262,6 +259,15 @@ def pairs(  # noqa: PLR0917 (typer passes every option by position)
                 sys.exit(1)
     if stats is not None:
         _print_summary(stats[0], out if remote_out is not None else str(local_out), stats[1], stats[2])
+
+
+def _check_values(min_ratio: float, out: str) -> None:
+    """What typer's own checks let through: NaN passes ``min=0.0`` (and no ratio is above
+    inf), an empty ``--out`` would be the current folder."""
+    if not math.isfinite(min_ratio):
+        raise typer.BadParameter(f"a finite number, not {min_ratio}", param_hint="'--min-ratio'")
+    if not out.strip():
+        raise typer.BadParameter("an empty path", param_hint="'--out'")
 
 
 def _paths(texts: list[str], hint: str) -> list[SessionPath]:
@@ -395,17 +401,20 @@ def _pairs_run(  # noqa: PLR0917 (the options of one command, passed on)
                 stack.callback(os.close, dataset.lock)
             outputs = written.enter(stack, err)
             if dataset is not None:
-                stats, figures = run_incremental(
-                    files,
-                    rules,
-                    outputs,
-                    dataset,
-                    dataset_rules,
-                    forced_format=format_,
-                    on_batch=advance,
-                    check=_check_something_was_read,
-                    engine=engine,
-                )
+                try:
+                    stats, figures = run_incremental(
+                        files,
+                        rules,
+                        outputs,
+                        dataset,
+                        dataset_rules,
+                        forced_format=format_,
+                        on_batch=advance,
+                        check=_check_something_was_read,
+                        engine=engine,
+                    )
+                except StateError as error:
+                    raise typer.BadParameter(str(error), param_hint="'--out'") from None
             else:
                 stats, _ = run(files, rules, outputs, forced_format=format_, on_batch=advance, engine=engine)
                 _check_something_was_read(stats)  # else the previous outputs stay

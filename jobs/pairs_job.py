@@ -21,7 +21,7 @@ import polars as pl
 import polars_hash as plh
 
 from jobs.discover import Detected, Piece, batches, detect, size_on_disk
-from jobs.incremental import DATASETS, Dataset, Plan, make_durable, part_name
+from jobs.incremental import DATASETS, Dataset, Plan, StateError, make_durable, part_name
 from jobs.key_index import KeyIndex
 from jobs.outputs import Outputs
 from jobs.read_batch import read_batch
@@ -674,9 +674,17 @@ def run_incremental(
     prepares the batches, as in ``run``; the state is the same whichever does.
     """
     state = dataset.state
-    plan = Plan(state.previous_files(), forced_format, racy_after_ns=state.started_ns - RACY_MARGIN_NS)
     state.keys_folder.mkdir(parents=True, exist_ok=True)
-    index = KeyIndex(state.keys_folder, state.segments)
+    try:
+        previous = state.previous_files()
+        index = KeyIndex(state.keys_folder, state.segments)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as error:
+        first_line = str(error).strip().split("\n", 1)[0]
+        raise StateError(
+            f"the dataset's state in {state.folder} cannot be read ({first_line}); "
+            "--rebuild starts the dataset over"
+        ) from None
+    plan = Plan(previous, forced_format, racy_after_ns=state.started_ns - RACY_MARGIN_NS)
     try:
         stats, _ = run(
             files,

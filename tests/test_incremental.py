@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -475,3 +476,52 @@ def test_a_users_files_in_the_datasets_folders_are_left_alone(
     assert not leftover.exists()
     assert [path.read_text() for path in notes] == ["mine"] * 3
     assert written_ids(out)
+
+
+def _cut_a_key_segment(state: Path) -> None:
+    segment = next((state / "keys").glob("*.keys"))
+    segment.write_bytes(segment.read_bytes()[:5])
+
+
+def _drop_a_fence(state: Path) -> None:
+    next((state / "keys").glob("*.fence")).unlink()
+
+
+def _garble_the_manifest(state: Path) -> None:
+    next(state.glob("manifest-*.parquet")).write_text("junk")
+
+
+@pytest.mark.parametrize("damage", [_cut_a_key_segment, _drop_a_fence, _garble_the_manifest])
+def test_a_damaged_state_is_a_usage_error_that_names_the_way_out(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[Path], None],
+) -> None:
+    """A state file cut short, missing or garbled (a disk error, a hand edit) stops the run
+    with one line naming ``--rebuild``, not a traceback; the dataset is left as it was,
+    and ``--rebuild`` starts it over."""
+    archive = Archive(tmp_path / "archive")
+    archive.sessions.append(Session("sharegpt", "s000001", [1, 2]))
+    archive.write(archive.sessions[0])
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
+    pairs_before = written_ids(out)
+    damage(out / STATE_DIR)
+    session = Session("sharegpt", "s000002", [3])
+    archive.sessions.append(session)
+    archive.write(session)
+    capsys.readouterr()
+    assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "cannot be read" in error
+    assert "--rebuild starts the dataset over" in error
+    assert written_ids(out) == pairs_before
+    assert (
+        compound(
+            monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", "--rebuild", *RULES
+        )
+        == 0
+    )
+    assert len(written_ids(out)) == 3
