@@ -1,6 +1,7 @@
 """The job's command line and IO."""
 
 import os
+import sys
 
 # polars allocates with jemalloc. Its defaults give every thread of a 2-core machine one
 # of 8 arenas, and memory freed in one arena is not reused by another: on this job's
@@ -51,3 +52,15 @@ def _keep_freed_memory_for_reuse() -> None:
 
 
 _keep_freed_memory_for_reuse()
+
+
+def entry() -> None:
+    """The ``compound`` command. Its modules (polars, pyarrow, the CLI's) take about half a
+    second to import: Ctrl-C then is an interrupted run like any other (one line, exit
+    130), not the traceback of an import."""
+    try:
+        from jobs.cli import entry as run_command  # noqa: PLC0415
+    except KeyboardInterrupt:
+        print("compound: interrupted; previous outputs left as they were", file=sys.stderr)
+        sys.exit(130)
+    run_command()

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -461,3 +462,25 @@ def test_a_session_file_where_the_outputs_go_is_not_replaced(
     (archive / "s.jsonl").write_text(session + "\n")
     for _ in range(2):
         assert compound(monkeypatch, "pairs", str(archive), "--out", str(archive / "out"), *flags) == 0
+
+
+@pytest.mark.parametrize("after_s", [0.15, 0.3])
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path: Path, after_s: float) -> None:
+    """Ctrl-C during the half second the command spends importing its modules is an
+    interrupted run (one line, exit 130), not an import's traceback."""
+    started = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "compound"),
+            "pairs",
+            str(EXAMPLE_ARCHIVE),
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(after_s)
+    started.send_signal(signal.SIGINT)
+    _, error = started.communicate(timeout=60)
+    assert started.returncode == 130
+    assert error.decode() == "compound: interrupted; previous outputs left as they were\n"
