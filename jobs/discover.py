@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import sqlite3
+import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -110,10 +112,12 @@ def _session_files_under(directory: Path) -> Iterator[Path]:
         try:
             if entry.is_dir(follow_symlinks=False):
                 yield from _session_files_under(directory / entry.name)
-            elif _is_session_name(entry.name) and entry.is_file():
+            elif _is_session_name(entry.name) and not entry.is_dir():
+                # a file, or what detection reports as one it cannot read (a link to
+                # nothing, a pipe): not left out without a word
                 yield directory / entry.name
         except OSError:
-            continue  # gone meanwhile, or a link that cannot be followed: not a file
+            continue  # gone meanwhile
 
 
 def _find_remote(path: SessionPath) -> list[SessionPath]:
@@ -435,9 +439,13 @@ def _small_file(path: SessionPath) -> bytes | None:
     session files pays them once a file); None for a larger file or a URI's."""
     if not isinstance(path, Path):
         return None
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    # without waiting for a writer, where it is a pipe (a regular file ignores the flag)
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
     try:
-        size = os.fstat(descriptor).st_size
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        size = status.st_size
         if size >= SNIFF_BYTES:
             return None
         data = os.read(descriptor, SNIFF_BYTES)

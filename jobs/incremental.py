@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Literal
 
 import numpy as np
@@ -210,6 +211,8 @@ class Plan:
             stat = path.stat()
         except OSError:
             return detect(path, self.forced_format)  # gone meanwhile: detect says so
+        if not S_ISREG(stat.st_mode):
+            return detect(path, self.forced_format)  # a pipe, a device: detect says so, without reading it
         self.bytes_in_archive += stat.st_size
         change, before = self._change(path, stat.st_size, stat.st_mtime_ns)
         self.changes[change] += 1

@@ -467,15 +467,20 @@ class Outputs:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._close()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-        if self._scratch_lock is not None:
-            os.close(self._scratch_lock)
-            self._scratch_lock = None
-        if self._created_out_dir and exc_type is not None:
-            with contextlib.suppress(OSError):  # a run that made it and failed leaves no empty folder
-                self.out_dir.rmdir()
+        try:
+            # on a full disk, closing fails as the run did: the scratch folder goes anyway
+            # (else it would hold the disk full for the next run)
+            with contextlib.suppress(OSError) if exc_type is not None else contextlib.nullcontext():
+                self._close()
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+            if self._scratch_lock is not None:
+                os.close(self._scratch_lock)
+                self._scratch_lock = None
+            if self._created_out_dir and exc_type is not None:
+                with contextlib.suppress(OSError):  # a run that made it and failed leaves no empty folder
+                    self.out_dir.rmdir()
 
 
 def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:

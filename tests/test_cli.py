@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -484,3 +485,68 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path: Path
     _, error = started.communicate(timeout=60)
     assert started.returncode == 130
     assert error.decode() == "compound: interrupted; previous outputs left as they were\n"
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_a_link_to_nothing_and_a_pipe_in_an_archive_are_reported_not_passed_over(
+    tmp_path: Path, incremental: bool
+) -> None:
+    """Session names that are not files to read (a link whose target is gone, a named
+    pipe, which no one writes into) are damaged files in the quarantine, each with the
+    reason; the run neither waits on the pipe nor leaves them out without a word."""
+    answer = " ".join(["word"] * 40)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "good.jsonl").write_text(
+        json.dumps({"conversations": [{"from": "human", "value": "Why?"}, {"from": "gpt", "value": answer}]})
+        + "\n"
+    )
+    (archive / "gone.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    os.mkfifo(archive / "pipe.jsonl")
+    (archive / "folder").mkdir()
+    (archive / "folder.jsonl").symlink_to(archive / "folder")  # a link to a folder: not followed, as rglob
+    out = tmp_path / "out"
+    flags = ["--incremental"] if incremental else []
+    finished = subprocess.run(
+        [str(Path(sys.executable).parent / "compound"), "pairs", str(archive), "--out", str(out), *flags],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    quarantine = pl.concat(
+        [pl.read_ndjson(path) for path in sorted(out.rglob("*.jsonl")) if "quarantine" in str(path)]
+    )
+    assert sorted(quarantine.select("file", "error").rows()) == [
+        (str(archive / "gone.jsonl"), "cannot read the file: No such file or directory"),
+        (str(archive / "pipe.jsonl"), "cannot read the file: not a regular file"),
+    ]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["damaged_files"] == 2
+    assert stats["unique_pairs"] == 1
+
+
+def test_a_full_disk_is_one_line_exit_1_and_leaves_no_scratch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the disk fills, writing fails and so does closing the files (their buffers
+    cannot be flushed either): the run says so in one line, exits 1, and removes its
+    scratch folder, which would otherwise keep the disk full for the next run."""
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(out)) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def no_space(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    from jobs import outputs  # noqa: PLC0415
+
+    monkeypatch.setattr(outputs.Outputs, "write_jsonl", no_space)
+    monkeypatch.setattr(outputs._ParquetSink, "close", no_space)
+    capsys.readouterr()
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(out)) == 1
+    error = capsys.readouterr().err
+    assert (
+        error == "compound: error: [Errno 28] No space left on device; previous outputs left as they were\n"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no scratch folder

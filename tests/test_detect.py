@@ -54,7 +54,8 @@ def test_a_folder_is_listed_in_the_order_of_sorted_rglob(tmp_path: Path) -> None
     """The listing walks the folder itself (``os.scandir``): the files come in the
     reference's order (``sorted(rglob)``: by path parts, so that a folder's files sort
     where its name does, before a longer name it begins), links to files are files, links
-    to folders are not walked, hidden names are listed."""
+    to folders are not walked, hidden names are listed. A link to nothing is listed, as
+    ``rglob`` lists it, so that the run reports it (it cannot be read)."""
     for relative in [
         "b/2.jsonl",
         "b/10.jsonl",
@@ -74,7 +75,7 @@ def test_a_folder_is_listed_in_the_order_of_sorted_rglob(tmp_path: Path) -> None
     (tmp_path / "broken.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
     (tmp_path / "folder.jsonl").mkdir()
 
-    rglob_order = sorted(path for path in tmp_path.rglob("*") if is_session_file(path) and path.is_file())
+    rglob_order = sorted(path for path in tmp_path.rglob("*") if is_session_file(path) and not path.is_dir())
     listed = find_session_files([tmp_path])
     assert listed == rglob_order
     assert [str(path).removeprefix(f"{tmp_path}/") for path in listed] == [
@@ -85,6 +86,7 @@ def test_a_folder_is_listed_in_the_order_of_sorted_rglob(tmp_path: Path) -> None
         "b/2.jsonl",
         "b-c/1.jsonl",
         "b.jsonl",
+        "broken.jsonl",
         "deep/er/and/deeper/z.jsonl",
         "deep/er.jsonl",
         "link.jsonl",
