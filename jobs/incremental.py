@@ -315,6 +315,13 @@ class State:
             started_ns=saved["started_ns"],
         )
 
+    def committed_run(self) -> int | None:
+        """The number of the run the state on disk commits (None when it cannot be read)."""
+        try:
+            return int(json.loads((self.folder / STATE_JSON).read_text())["run"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def differing_rules(self, rules: dict[str, Any]) -> list[str]:
         """The options whose value differs from the state's."""
         if self.rules is None:

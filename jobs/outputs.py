@@ -484,9 +484,24 @@ class Outputs:
 
 
 def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:
-    """A Parquet output of a run (``pairs``, ``candidates`` or ``messages``), partitioned or not."""
+    """A Parquet output of a run (``pairs``, ``candidates`` or ``messages``), partitioned or
+    not; of an incremental dataset, the parts its committed state names (a run that died
+    before its commit may have left others beside them, until the next run removes them)."""
     from jobs.discover import InputError  # noqa: PLC0415  (discover imports the readers)
+    from jobs.incremental import STATE_DIR, STATE_JSON, State, StateError  # noqa: PLC0415 (the same)
 
+    if (out_dir / STATE_DIR / STATE_JSON).is_file():
+        try:
+            state = State.load(out_dir)
+        except StateError as error:
+            raise InputError(str(error)) from None
+        parts = [out_dir / name / part for part in state.parts.get(name, []) if part.endswith(".parquet")]
+        if not parts:
+            raise InputError(f"the dataset in {out_dir} has no {name} parts")
+        if (state.rules or {}).get("partition_by") is None:
+            return pl.scan_parquet(parts)
+        # the partition's value from the folder's name, a string as it was written
+        return pl.scan_parquet(parts, hive_partitioning=True, hive_schema={"model": pl.String})
     single, directory = out_dir / f"{name}.parquet", out_dir / name
     if single.is_file():
         return pl.scan_parquet(single)

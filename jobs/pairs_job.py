@@ -651,6 +651,14 @@ def finish_batches(
 RACY_MARGIN_NS = 2_000_000_000
 
 
+def _remove(parts: list[Path]) -> None:
+    """The parts of a run interrupted before its commit (Ctrl-C): the dataset's readers
+    glob its folders. A run killed outright leaves them to the next run to remove."""
+    for path in parts:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 def run_incremental(
     files: Sequence[SessionPath],
     rules: PairRules,
@@ -703,16 +711,25 @@ def run_incremental(
         figures = {"run": number, **plan.figures()}
         figures_json = stats.as_dict() | {"incremental": figures}
         added = outputs.commit_parts(figures_json, part_name(number), first=first)
-        manifest = f"manifest-{number:06d}.parquet"
-        plan.manifest().write_parquet(state.folder / manifest)
         written = [outputs.out_dir / folder / name for folder, names in added.items() for name in names]
-        make_durable([*written, state.folder / manifest])
-        state.segments = index.flush()
+        try:
+            manifest = f"manifest-{number:06d}.parquet"
+            plan.manifest().write_parquet(state.folder / manifest)
+            make_durable([*written, state.folder / manifest])
+            state.segments = index.flush()
+        except BaseException:
+            _remove(written)
+            raise
     finally:
         index.close()
     state.parts = {name: state.parts.get(name, []) + added.get(name, []) for name in DATASETS}
     state.manifest, state.run, state.started_ns = manifest, number, plan.started_ns
-    state.save(dataset_rules)
+    try:
+        state.save(dataset_rules)
+    except BaseException:
+        if state.committed_run() != number:
+            _remove(written)  # not committed: the dataset's readers must not find them
+        raise
     outputs.commit_stats(figures_json)
     outputs.remove_single_outputs()
     state.remove_unreferenced()

@@ -525,3 +525,47 @@ def test_a_damaged_state_is_a_usage_error_that_names_the_way_out(
         == 0
     )
     assert len(written_ids(out)) == 3
+
+
+def test_a_run_interrupted_before_its_commit_leaves_no_parts_and_stats_reads_the_committed_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C after a run moved its parts into the dataset's folders but before its state
+    named them: the parts are removed (readers glob those folders). A run killed outright
+    leaves them until the next run; ``compound stats`` reads only the committed parts."""
+    archive = Archive(tmp_path / "archive")
+    archive.sessions.append(Session("sharegpt", "s000001", [1, 2]))
+    archive.write(archive.sessions[0])
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES) == 0
+
+    def dataset_files() -> list[Path]:  # what readers see (the state's own folder aside)
+        return sorted(
+            path.relative_to(out) for path in out.rglob("*") if path.is_file() and STATE_DIR not in path.parts
+        )
+
+    files_before = dataset_files()
+    session = Session("sharegpt", "s000002", [3])
+    archive.sessions.append(session)
+    archive.write(session)
+
+    def interrupted(self: incremental.State, rules: dict[str, object]) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(incremental.State, "save", interrupted)
+        assert (
+            compound(monkeypatch, "pairs", str(archive.root), "--out", str(out), "--incremental", *RULES)
+            == 130
+        )
+    assert dataset_files() == files_before
+
+    # as a run killed outright leaves them: a part the state does not name
+    leftover = out / "candidates" / "part-000002.parquet"
+    pl.read_parquet(next((out / "candidates").glob("*.parquet"))).write_parquet(leftover)
+    capsys.readouterr()
+    assert compound(monkeypatch, "stats", str(out)) == 0
+    printed = capsys.readouterr().out
+    leftover.unlink()
+    assert compound(monkeypatch, "stats", str(out)) == 0
+    assert capsys.readouterr().out == printed
