@@ -473,9 +473,9 @@ def test_a_database_is_read_in_ranges_of_whole_sessions(tmp_path: Path) -> None:
     assert_frame_equal(read_batch(some).messages, in_ranges)
 
 
-def test_a_range_that_cannot_be_read_is_quarantined_and_the_others_read(tmp_path: Path) -> None:
-    """A session id stored as a BLOB (SQLite types values, not columns) cannot be written
-    as a key: its range is quarantined with the reason, never a traceback."""
+def test_a_session_keyed_by_a_blob_is_read_with_the_others(tmp_path: Path) -> None:
+    """A session id stored as a BLOB (SQLite types values, not columns) is a key like any
+    other (``X'00ff'`` in its range's query); as it is not text, the id reads as null."""
     path = make_state_db(tmp_path / "state.db")
     with closing(sqlite3.connect(path)) as connection:
         connection.execute(
@@ -484,13 +484,13 @@ def test_a_range_that_cannot_be_read_is_quarantined_and_the_others_read(tmp_path
         connection.commit()
     pieces = [piece for batch in batches([detect(path)], 1) for piece in batch]
     read = read_batch(pieces)
-    assert read.messages["session_id"].unique().sort().to_list() == [
+    assert read.messages["session_id"].unique().sort(nulls_last=True).to_list() == [
         "20260301_080000_aaaaaa",
         "20260302_090000_bbbbbb",
+        None,
     ]
-    assert read.quarantine.select("line", "error").rows() == [
-        (None, "cannot read the database: a session key of type bytes")
-    ]
+    assert read.messages.filter(pl.col("session_id").is_null())["text"].to_list() == ["hi"]
+    assert read.quarantine.is_empty()
 
 
 def test_malformed_tool_calls_in_the_database_do_not_fail_the_read(tmp_path: Path) -> None:
@@ -600,3 +600,32 @@ def test_sniffing() -> None:
     assert not hermes.sniff_gateway([{"type": "user", "message": message}])  # Claude Code
     assert hermes.sniff_db({"sessions", "messages", "messages_fts", "schema_version"})
     assert not hermes.sniff_db({"sessions", "messages"})
+
+
+def test_a_state_database_with_values_of_odd_types_is_read_whole(tmp_path: Path) -> None:
+    """SQLite keeps a value of any type in any column: a message's content as a BLOB (UTF-8
+    or not), a timestamp written as text. Such cells do not cost the database its other
+    messages: the same messages as the clean database, a BLOB of text read as its text,
+    one that is not text as no text, a timestamp that is not one as null."""
+    clean = read(make_state_db(tmp_path / "clean.db"))
+    odd = make_state_db(tmp_path / "odd.db")
+    with closing(sqlite3.connect(odd)) as connection:
+        connection.execute(
+            "UPDATE messages SET content = CAST(content AS BLOB) WHERE content = 'The disk is 91% full.'"
+        )
+        connection.execute("UPDATE messages SET timestamp = 'yesterday' WHERE content = 'What is 2+2?'")
+        connection.execute("UPDATE messages SET content = X'FF00FE' WHERE content = '/dev/sda1 91%'")
+        connection.commit()
+    messages = read(odd)
+    tool_result = pl.col("role") == "tool"
+    assert_frame_equal(
+        messages.filter(~tool_result).drop("timestamp", "file"),
+        clean.filter(~tool_result).drop("timestamp", "file"),
+    )
+    assert messages.filter(tool_result)["text"].to_list() == [None]
+    stamps = dict(zip(messages["text"], messages["timestamp"], strict=True))
+    assert stamps["What is 2+2?"] is None
+    assert (
+        stamps["The disk is 91% full."]
+        == dict(zip(clean["text"], clean["timestamp"], strict=True))["The disk is 91% full."]
+    )
