@@ -743,14 +743,12 @@ def _detect_lines(
         first = _loads(text if newline < 0 else text[:newline])
     except (ValueError, RecursionError):
         first = None
-    if not isinstance(first, dict) and newline < 0:
-        return None
-    # the lines after it that the head holds whole (a line cut short would fail to parse)
-    more = stream.read(1)
-    ends_at = text.rfind(b"\n") + 1 if more else len(text)  # at the end of the file, the last line is whole
-    whole = text[newline + 1 : ends_at] if newline >= 0 else b""
     if not isinstance(first, dict):
-        after_a_broken_line = _objects_on_every_line(whole)
+        if newline < 0:
+            return None
+        # the lines the head holds whole after it; the stream is not read (a document
+        # is walked from where the head ends)
+        after_a_broken_line = _objects_on_every_line(text[newline + 1 : text.rfind(b"\n") + 1])
         if not after_a_broken_line:
             return None  # a pretty-printed document, or not JSON lines
         found = _pick(
@@ -761,6 +759,10 @@ def _detect_lines(
             lambda: "JSON lines after a broken first line",
         )
         return found if found.reader is not None else None
+    # the lines after it that the head holds whole (a line cut short would fail to parse)
+    more = stream.read(1)
+    ends_at = text.rfind(b"\n") + 1 if more else len(text)  # at the end of the file, the last line is whole
+    whole = text[newline + 1 : ends_at] if newline >= 0 else b""
     values = [first, *_following_records(whole)]
     whole_file_is_one_object = len(values) == 1 and not more and not whole.strip()
     return _lines_or_one_object(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -230,8 +231,7 @@ class _ParquetSink:
             if self.partition_by is None:
                 target = self.path
             else:
-                segment = HIVE_NULL if value is None else quote(value, safe="")
-                target = self.path / f"{self.partition_by}={segment}" / "part-0.parquet"
+                target = self.path / partition_folder(self.partition_by, value) / "part-0.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
             self._writers[value] = pq.ParquetWriter(
                 target,
@@ -481,6 +481,28 @@ class Outputs:
             if self._created_out_dir and exc_type is not None:
                 with contextlib.suppress(OSError):  # a run that made it and failed leaves no empty folder
                     self.out_dir.rmdir()
+
+
+#: The longest name of a partition's folder: most filesystems take 255 bytes.
+PARTITION_NAME_BYTES = 255
+
+
+def partition_folder(column: str, value: str | None) -> str:
+    """A partition's folder, Hive-style: ``column=<value URL-encoded>``, a null as
+    ``__HIVE_DEFAULT_PARTITION__``. A value too long for a folder's name (a model name of
+    hundreds of characters) is cut, and ends with ``~`` and 12 hex digits of its hash so
+    that two such values stay apart; the whole value is in pairs.jsonl."""
+    if value is None:
+        return f"{column}={HIVE_NULL}"
+    name = f"{column}={quote(value, safe='')}"
+    if len(name) <= PARTITION_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+    room = PARTITION_NAME_BYTES - len(f"{column}=~{digest}")
+    kept = value
+    while len(quote(kept, safe="")) > room:
+        kept = kept[: max(0, min(len(kept) - 1, room))]
+    return f"{column}={quote(kept, safe='')}~{digest}"
 
 
 def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:

@@ -234,3 +234,43 @@ def test_a_partitioned_rerun_leaves_only_its_own_partitions(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "candidates", "pairs", "pairs.jsonl", "quarantine.jsonl", "stats.json",
     ]  # fmt: skip
+
+
+def test_a_model_name_too_long_for_a_folder_is_cut_not_a_stop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--partition-by model`` with a model name longer than a folder's name may be
+    (hundreds of characters): its folder holds the name cut, ``~`` and a hash, so that two
+    such names stay apart; the run goes on, and pairs.jsonl has the whole name."""
+    answer = " ".join(["word"] * 40)
+    models = ["m" * 300, "m" * 299 + "n", "short"]
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "s.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "model": model,
+                    "conversations": [
+                        {"from": "human", "value": f"Why {index}?"},
+                        {"from": "gpt", "value": answer},
+                    ],
+                }
+            )
+            + "\n"
+            for index, model in enumerate(models)
+        )
+    )
+    out = tmp_path / "out"
+    assert compound(monkeypatch, "pairs", str(archive), "--out", str(out), "--partition-by", "model") == 0
+    folders = sorted(path.name for path in (out / "pairs").iterdir())
+    assert len(folders) == 3
+    assert all(len(name.encode()) <= 255 for name in folders)
+    assert "model=short" in folders
+    read = pl.scan_parquet(
+        out / "pairs" / "**" / "*.parquet", hive_partitioning=True, hive_schema={"model": pl.String}
+    )
+    assert read.select(pl.col("model").str.len_bytes() <= 255).collect().to_series().all()
+    assert sorted(
+        json.loads(line)["model"] for line in (out / "pairs.jsonl").read_text().splitlines()
+    ) == sorted(models)
