@@ -770,45 +770,44 @@ def _detect_lines(
     )
 
 
+#: A line of the head that does not parse (``_line_values``).
+_BROKEN = object()
+
+
+def _line_values(whole: bytes, lines: int, *, first_whatever_its_length: bool) -> Iterator[Any]:
+    """The values of the first ``lines`` lines ``whole`` holds, blank ones left out, one
+    that does not parse as ``_BROKEN``, as far as ``SNIFF_FOLLOWING_BYTES`` go (past them,
+    with ``first_whatever_its_length``, the first non-blank line still)."""
+    budget = SNIFF_FOLLOWING_BYTES
+    given = False
+    for line in whole.split(b"\n", lines)[:lines]:
+        budget -= len(line)
+        if budget < 0 and (given or not first_whatever_its_length):
+            return
+        if not line.strip():
+            continue
+        given = True
+        try:
+            yield _loads(line)
+        except (ValueError, RecursionError):
+            yield _BROKEN
+
+
 def _following_records(whole: bytes) -> list[Any]:
     """The records of the whole lines ``whole`` holds after a first one, as far as
     ``SNIFF_RECORDS`` and ``SNIFF_FOLLOWING_BYTES`` go: a conversation per line is told by its
     first line, and parsing its next ones would double the cost."""
-    values = []
-    budget = SNIFF_FOLLOWING_BYTES
-    for line in whole.split(b"\n", SNIFF_RECORDS - 1)[: SNIFF_RECORDS - 1]:
-        budget -= len(line)
-        if budget < 0:
-            break
-        if not line.strip():
-            continue
-        try:
-            values.append(_loads(line))
-        except (ValueError, RecursionError):
-            continue
-    return values
+    values = _line_values(whole, SNIFF_RECORDS - 1, first_whatever_its_length=False)
+    return [value for value in values if value is not _BROKEN]
 
 
 def _objects_on_every_line(whole: bytes) -> list[Any]:
     """The records of the whole lines ``whole`` holds (as far as ``SNIFF_RECORDS`` and
-    ``SNIFF_FOLLOWING_BYTES`` go), if every one of them is a JSON object; else none. A
-    pretty-printed document has lines that are not (``],``, ``"key": 1,``)."""
-    values: list[Any] = []
-    budget = SNIFF_FOLLOWING_BYTES
-    for line in whole.split(b"\n", SNIFF_RECORDS)[:SNIFF_RECORDS]:
-        if not line.strip():
-            continue
-        budget -= len(line)
-        if budget < 0 and values:
-            break
-        try:
-            value = _loads(line)
-        except (ValueError, RecursionError):
-            return []
-        if not isinstance(value, dict):
-            return []
-        values.append(value)
-    return values
+    ``SNIFF_FOLLOWING_BYTES`` go, the first whatever its length), if every one of them is a
+    JSON object; else none. A pretty-printed document has lines that are not (``],``,
+    ``"key": 1,``)."""
+    values = list(_line_values(whole, SNIFF_RECORDS, first_whatever_its_length=True))
+    return values if all(isinstance(value, dict) for value in values) else []
 
 
 def _lines_or_one_object(

@@ -36,7 +36,9 @@ from jobs.outputs import (
     STATS_JSON,
     _exchange,
     _lock,
+    committed_parts,
     remove_abandoned_scratch,
+    scan_parts,
 )
 from transforms.export import (
     FORMATS_WITH_SYSTEM,
@@ -202,13 +204,7 @@ def read_run(out_dir: Path) -> Iterator[RunPairs]:
         raise ExportError(
             f"{out_dir} has a {STATS_JSON} but no pairs.parquet (or pairs/ directory)", "OUT_DIR"
         )
-    yield RunPairs(_scan_partitioned(files), figures)
-
-
-def _scan_partitioned(files: list[Path]) -> pl.LazyFrame:
-    """Hive-partitioned parts, the partition column read as text (a model named ``123``
-    stays a string), URL-decoded, ``__HIVE_DEFAULT_PARTITION__`` as null."""
-    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"model": pl.String})
+    yield RunPairs(scan_parts(files, partitioned=True), figures)
 
 
 def _read_dataset(out_dir: Path) -> RunPairs:
@@ -218,12 +214,12 @@ def _read_dataset(out_dir: Path) -> RunPairs:
         state = State.load(out_dir)
     except StateError as error:
         raise ExportError(str(error), "OUT_DIR") from None
-    parts = [out_dir / "pairs" / part for part in state.parts.get("pairs", []) if part.endswith(".parquet")]
+    parts = committed_parts(out_dir, state, "pairs")
     if not parts:
         raise ExportError(f"the dataset in {out_dir} has no pairs yet", "OUT_DIR")
     runs = [_read_json(out_dir / "runs" / part) for part in sorted(state.parts.get("runs", []))]
     partitioned = (state.rules or {}).get("partition_by") is not None
-    pairs = _scan_partitioned(parts) if partitioned else pl.scan_parquet(parts)
+    pairs = scan_parts(parts, partitioned=partitioned)
     return RunPairs(pairs, _summed(runs))
 
 

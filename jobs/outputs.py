@@ -23,12 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from jobs.incremental import State
 
 PAIRS_JSONL = "pairs.jsonl"
 STATS_JSON = "stats.json"
@@ -505,6 +508,21 @@ def partition_folder(column: str, value: str | None) -> str:
     return f"{column}={quote(kept, safe='')}~{digest}"
 
 
+def committed_parts(out_dir: Path, state: State, name: str) -> list[Path]:
+    """The Parquet parts of an incremental dataset's output ``name`` that its committed
+    state names (a run that died may have left others beside them)."""
+    return [out_dir / name / part for part in state.parts.get(name, []) if part.endswith(".parquet")]
+
+
+def scan_parts(files: list[Path], *, partitioned: bool) -> pl.LazyFrame:
+    """Parquet files of one output as one frame. Hive-partitioned ones get the partition
+    column from their folders' names, as text (a model named ``123`` stays a string),
+    URL-decoded, ``__HIVE_DEFAULT_PARTITION__`` as null."""
+    if not partitioned:
+        return pl.scan_parquet(files)
+    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"model": pl.String})
+
+
 def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:
     """A Parquet output of a run (``pairs``, ``candidates`` or ``messages``), partitioned or
     not; of an incremental dataset, the parts its committed state names (a run that died
@@ -517,13 +535,10 @@ def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:
             state = State.load(out_dir)
         except StateError as error:
             raise InputError(str(error)) from None
-        parts = [out_dir / name / part for part in state.parts.get(name, []) if part.endswith(".parquet")]
+        parts = committed_parts(out_dir, state, name)
         if not parts:
             raise InputError(f"the dataset in {out_dir} has no {name} parts")
-        if (state.rules or {}).get("partition_by") is None:
-            return pl.scan_parquet(parts)
-        # the partition's value from the folder's name, a string as it was written
-        return pl.scan_parquet(parts, hive_partitioning=True, hive_schema={"model": pl.String})
+        return scan_parts(parts, partitioned=(state.rules or {}).get("partition_by") is not None)
     single, directory = out_dir / f"{name}.parquet", out_dir / name
     if single.is_file():
         return pl.scan_parquet(single)

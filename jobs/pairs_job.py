@@ -717,19 +717,15 @@ def run_incremental(
             plan.manifest().write_parquet(state.folder / manifest)
             make_durable([*written, state.folder / manifest])
             state.segments = index.flush()
+            state.parts = {name: state.parts.get(name, []) + added.get(name, []) for name in DATASETS}
+            state.manifest, state.run, state.started_ns = manifest, number, plan.started_ns
+            state.save(dataset_rules)
         except BaseException:
-            _remove(written)
+            if state.committed_run() != number:
+                _remove(written)  # not committed: the dataset's readers must not find them
             raise
     finally:
         index.close()
-    state.parts = {name: state.parts.get(name, []) + added.get(name, []) for name in DATASETS}
-    state.manifest, state.run, state.started_ns = manifest, number, plan.started_ns
-    try:
-        state.save(dataset_rules)
-    except BaseException:
-        if state.committed_run() != number:
-            _remove(written)  # not committed: the dataset's readers must not find them
-        raise
     outputs.commit_stats(figures_json)
     outputs.remove_single_outputs()
     state.remove_unreferenced()

@@ -271,8 +271,8 @@ def _read_sqlite_exactly(database: Path, query: str) -> pl.DataFrame:
     """The query's rows through Python's sqlite3, for a range connectorx cannot take: SQLite
     keeps a value of any type in any column (a BLOB content, a timestamp written as text),
     and connectorx wants each column's values of one type. A column of whole numbers stays
-    one; any other is text (a BLOB that is not UTF-8 is null: it holds no text). About
-    three times slower than connectorx, and only for such a range."""
+    one; any other is text (a BLOB that is not UTF-8 is null: it holds no text). A row a
+    tuple in the interpreter, as connectorx's path avoids: only for such a range."""
     with closing(sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True)) as connection:
         cursor = connection.execute(query)
         names = [column[0] for column in cursor.description]
