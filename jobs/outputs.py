@@ -13,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +32,8 @@ from urllib.parse import quote
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from jobs.parquet_concat import ParquetConcat
 
 if TYPE_CHECKING:
     from jobs.incremental import State
@@ -214,51 +219,100 @@ def _exchange(source: Path, target: Path) -> bool:
     return bool(done == 0)
 
 
+def _file_schema(schema: pa.Schema, partition_by: str | None) -> pa.Schema:
+    """The columns a file holds: the partition column is in its folder's name."""
+    return schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
+
+
+def _parquet_writer(
+    target: str | Path | pa.NativeFile, schema: pa.Schema, compression: str
+) -> pq.ParquetWriter:
+    """A writer of this project's Parquet outputs: free text and per-row ids
+    (``PLAIN_COLUMNS``) without dictionary or statistics."""
+    encoded_columns = [name for name in schema.names if name not in PLAIN_COLUMNS]
+    return pq.ParquetWriter(
+        target,
+        schema,
+        compression=compression,
+        use_dictionary=encoded_columns,
+        write_statistics=encoded_columns,
+    )
+
+
+def _partitions(
+    frame: pl.DataFrame, schema: pa.Schema, partition_by: str | None
+) -> Iterator[tuple[str | None, pa.Table]]:
+    """``frame`` as tables of ``schema``, one per value of ``partition_by`` (in order of
+    first appearance, the partition column dropped), or one with the value None."""
+    if partition_by is None:
+        yield None, frame.select(schema.names).to_arrow().cast(schema)
+        return
+    for (value,), part in (
+        frame.select(schema.names).partition_by(partition_by, as_dict=True, maintain_order=True).items()
+    ):
+        yield None if value is None else str(value), part.to_arrow().cast(schema).drop_columns([partition_by])
+
+
+def encode_parquet(
+    frame: pl.DataFrame, schema: pa.Schema, partition_by: str | None, compression: str
+) -> list[tuple[str | None, bytes]]:
+    """``frame`` as Parquet files in memory, one per partition value, written as the
+    run's outputs are (``_ParquetSink.append`` joins them into those)."""
+    if frame.is_empty():
+        return []
+    files = []
+    for value, table in _partitions(frame, schema, partition_by):
+        sink = pa.BufferOutputStream()
+        with _parquet_writer(sink, table.schema, compression) as writer:
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        files.append((value, sink.getvalue().to_pybytes()))
+    return files
+
+
 class _ParquetSink:
-    """One Parquet output (a file, or a Hive directory of files), buffered into full row groups."""
+    """One Parquet output (a file, or a Hive directory of files per value of
+    ``partition_by``): frames written (``write``), buffered into full row groups, or
+    Parquet files encoded elsewhere appended as they are (``append``)."""
 
     def __init__(self, path: Path, schema: pa.Schema, partition_by: str | None, compression: str) -> None:
         self.path = path
         self.schema = schema
         self.partition_by = partition_by
         self.compression = compression
-        self._file_schema = schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
+        self._file_schema = _file_schema(schema, partition_by)
         self._writers: dict[str | None, pq.ParquetWriter] = {}
-        self._encoded_columns = [name for name in self._file_schema.names if name not in PLAIN_COLUMNS]
+        self._joined: dict[str | None, tuple[IO[bytes], ParquetConcat]] = {}
         self._pending: dict[str | None, list[pa.Table]] = {}
-        if partition_by is None:
-            self._writer(None)  # an empty run still leaves a readable file
+
+    def _target(self, value: str | None) -> Path:
+        if self.partition_by is None:
+            return self.path
+        target = self.path / partition_folder(self.partition_by, value) / "part-0.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
 
     def _writer(self, value: str | None) -> pq.ParquetWriter:
         if value not in self._writers:
-            if self.partition_by is None:
-                target = self.path
-            else:
-                target = self.path / partition_folder(self.partition_by, value) / "part-0.parquet"
-                target.parent.mkdir(parents=True, exist_ok=True)
-            self._writers[value] = pq.ParquetWriter(
-                target,
-                self._file_schema,
-                compression=self.compression,
-                use_dictionary=self._encoded_columns,
-                write_statistics=self._encoded_columns,
-            )
+            if value in self._joined:
+                raise RuntimeError(f"{self.path}: frames written after Parquet files were appended")
+            self._writers[value] = _parquet_writer(self._target(value), self._file_schema, self.compression)
         return self._writers[value]
 
     def write(self, frame: pl.DataFrame) -> None:
         if frame.is_empty():
             return
-        table = frame.select(self.schema.names).to_arrow().cast(self.schema)
-        if self.partition_by is None:
-            self._add(None, table)
-            return
-        for (value,), part in (
-            frame.select(self.schema.names)
-            .partition_by(self.partition_by, as_dict=True, maintain_order=True)
-            .items()
-        ):
-            part_table = part.to_arrow().cast(self.schema).drop_columns([self.partition_by])
-            self._add(None if value is None else str(value), part_table)
+        for value, table in _partitions(frame, self.schema, self.partition_by):
+            self._add(value, table)
+
+    def append(self, value: str | None, data: bytes) -> None:
+        """A Parquet file of this output's file schema (``encode_parquet``), its rows
+        after the ones before in the file of ``value``."""
+        if value not in self._joined:
+            if value in self._writers:
+                raise RuntimeError(f"{self.path}: Parquet files appended after frames were written")
+            handle = self._target(value).open("wb")
+            self._joined[value] = (handle, ParquetConcat(handle))
+        self._joined[value][1].append(data)
 
     def _add(self, value: str | None, table: pa.Table) -> None:
         pending = self._pending.setdefault(value, [])
@@ -276,9 +330,67 @@ class _ParquetSink:
     def close(self) -> None:
         for value in list(self._pending):
             self._flush(value)
+        if self.partition_by is None and not self._writers and not self._joined:
+            self._writer(None)  # an empty run still leaves a readable file
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+        for handle, joined in self._joined.values():
+            with handle:
+                joined.close()
+        self._joined.clear()
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How a run writes its outputs: what ``encode_batch`` needs to encode a batch as the
+    run's writers would."""
+
+    emit_messages: bool
+    partition_by: str | None
+    compression: str
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch's outputs as bytes, encoded where the batch was finished (``encode_batch``),
+    appended in input order by ``Outputs.write_encoded``."""
+
+    jsonl: bytes
+    quarantine: bytes
+    #: per Parquet output, a Parquet file per partition value (one, with None, unpartitioned)
+    parquet: dict[str, list[tuple[str | None, bytes]]]
+
+
+def _ndjson(frame: pl.DataFrame) -> bytes:
+    if frame.is_empty():
+        return b""
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)
+    return buffer.getvalue()
+
+
+def encode_batch(
+    options: WriteOptions,
+    *,
+    pairs: pl.DataFrame,
+    candidates: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    messages: pl.DataFrame | None,
+) -> EncodedBatch:
+    """A batch's outputs encoded as ``Outputs`` writes them: its pairs' lines of
+    pairs.jsonl, its quarantine lines, and each Parquet output's rows as a Parquet file."""
+    tables = {"pairs": pairs, "candidates": candidates}
+    if options.emit_messages and messages is not None:
+        tables["messages"] = messages
+    return EncodedBatch(
+        jsonl=_ndjson(pairs.select(JSONL_FIELDS)),
+        quarantine=_ndjson(quarantine),
+        parquet={
+            name: encode_parquet(frame, PARQUET_OUTPUTS[name], options.partition_by, options.compression)
+            for name, frame in tables.items()
+        },
+    )
 
 
 class OutputDirError(Exception):
@@ -359,6 +471,23 @@ class Outputs:
     def write_messages(self, messages: pl.DataFrame) -> None:
         if "messages" in self._sinks:
             self._sinks["messages"].write(messages)
+
+    @property
+    def write_options(self) -> WriteOptions:
+        return WriteOptions(self.emit_messages, self.partition_by, self.compression)
+
+    def write_encoded(self, encoded: EncodedBatch) -> None:
+        """A batch's outputs encoded elsewhere (``encode_batch`` with ``write_options``),
+        after the batches before: a run writes either these or frames."""
+        assert self._jsonl is not None
+        assert self._quarantine is not None
+        self._jsonl.write(encoded.jsonl)
+        if encoded.quarantine:
+            with self._quarantine_lock:
+                self._quarantine.write(encoded.quarantine)
+        for name, files in encoded.parquet.items():
+            for value, data in files:
+                self._sinks[name].append(value, data)
 
     def write_quarantine(self, rows: pl.DataFrame) -> None:
         """Thread-safe: damaged files are reported as they are found, batches as they are written."""

@@ -23,7 +23,7 @@ import polars_hash as plh
 from jobs.discover import Detected, Piece, batches, detect, size_on_disk
 from jobs.incremental import DATASETS, Dataset, Plan, StateError, make_durable, part_name
 from jobs.key_index import KeyIndex
-from jobs.outputs import Outputs
+from jobs.outputs import EncodedBatch, Outputs, WriteOptions, encode_batch
 from jobs.read_batch import read_batch
 from jobs.seen_keys import SeenKeys
 from jobs.uris import SessionPath
@@ -104,6 +104,59 @@ class Prepared:
         return sum(piece.ends_file for piece in self.pieces)
 
 
+@dataclass(frozen=True)
+class BatchFigures:
+    """What the run's figures need of a finished batch (``batch_figures``): counts, and the
+    pairs' ratios (added one at a time, in order, by ``RunStats.add``). Small whatever the
+    batch: an engine that finishes batches on a cluster sends these back, not the batch."""
+
+    bytes_read: int
+    pieces: list[PieceOfFile]
+    per_file: pl.DataFrame  # file_index, messages
+    per_file_outcomes: pl.DataFrame  # file_index, reject_reason (null: kept), candidates
+    rejected: dict[str, int]
+    per_format: pl.DataFrame  # format, messages, sessions, final_sessions, pairs
+    skipped_messages: int
+    malformed_lines: int
+    prompt_words: int
+    response_words: int
+    ratios: pl.Series  # the pairs', in order
+    redactions: Counter[str]  # per rule, the secrets replaced in the pairs
+
+    @property
+    def files_ended(self) -> int:
+        """Files whose last piece is in this batch (for progress)."""
+        return sum(piece.ends_file for piece in self.pieces)
+
+
+def batch_figures(prepared: Prepared, marked: pl.DataFrame, kept: pl.DataFrame) -> BatchFigures:
+    """A batch's figures, from its candidates marked (``marked``) and its pairs (``kept``)."""
+    rejected = {
+        reason: count
+        for reason, count in marked["reject_reason"].value_counts().iter_rows()
+        if reason is not None
+    }
+    redactions: Counter[str] = Counter()
+    scrubbed = kept.filter(pl.col("redactions") > 0)
+    if scrubbed.height:
+        found = scrubbed.select(redacted_rules(pl.col("terse")), redacted_rules(pl.col("rich")))
+        redactions.update(pl.concat([found["terse"], found["rich"]]).explode().drop_nulls().to_list())
+    return BatchFigures(
+        bytes_read=prepared.bytes_read,
+        pieces=prepared.pieces,
+        per_file=prepared.per_file,
+        per_file_outcomes=marked.group_by("file_index", "reject_reason").len(),
+        rejected=rejected,
+        per_format=prepared.per_format.join(kept.group_by("format").len("pairs"), on="format", how="left"),
+        skipped_messages=prepared.skipped_messages,
+        malformed_lines=prepared.quarantine.height,
+        prompt_words=int(kept["prompt_words"].sum()),
+        response_words=int(kept["response_words"].sum()),
+        ratios=kept["ratio"],
+        redactions=redactions,
+    )
+
+
 @dataclass
 class FormatStats:
     files: int = 0
@@ -146,36 +199,38 @@ class FilesWithoutPairs:
     count: int = 0
     _open: dict[int, FileFigures] = field(default_factory=dict)
 
-    def add_batch(self, prepared: Prepared, marked: pl.DataFrame) -> None:
-        for piece in prepared.pieces:
+    def add(self, figures: BatchFigures) -> None:
+        for piece in figures.pieces:
             self._open.setdefault(piece.file_index, FileFigures(piece.file, piece.format))
-        for file_index, messages in prepared.per_file.iter_rows():
+        for file_index, messages in figures.per_file.iter_rows():
             self._open[file_index].messages += messages
-        for file_index, reason, count in marked.group_by("file_index", "reject_reason").len().iter_rows():
-            figures = self._open[file_index]
-            figures.candidates += count
+        for file_index, reason, count in figures.per_file_outcomes.iter_rows():
+            file_figures = self._open[file_index]
+            file_figures.candidates += count
             if reason is None:
-                figures.pairs += count
+                file_figures.pairs += count
             else:
-                figures.reasons[reason] += count
-        for piece in prepared.pieces:
+                file_figures.reasons[reason] += count
+        for piece in figures.pieces:
             if not piece.ends_file:
                 continue
-            figures = self._open.pop(piece.file_index)
-            if figures.pairs:
+            file_figures = self._open.pop(piece.file_index)
+            if file_figures.pairs:
                 continue
             self.count += 1
             if len(self.listed) < LISTED_FILES_WITHOUT_PAIRS:
                 # ties go to the filter that comes first, as a candidate's reason does
                 top = max(
-                    figures.reasons, key=lambda r: (figures.reasons[r], -FILTER_ORDER.index(r)), default=None
+                    file_figures.reasons,
+                    key=lambda r: (file_figures.reasons[r], -FILTER_ORDER.index(r)),
+                    default=None,
                 )
                 self.listed.append(
                     {
-                        "file": figures.file,
-                        "format": figures.format,
-                        "messages": figures.messages,
-                        "candidates": figures.candidates,
+                        "file": file_figures.file,
+                        "format": file_figures.format,
+                        "messages": file_figures.messages,
+                        "candidates": file_figures.candidates,
                         "top_reason": top,
                     }
                 )
@@ -204,33 +259,26 @@ class RunStats:
     damaged_files: int = 0
     rules: dict[str, Any] = field(default_factory=dict)  # the options the run was made with
 
-    def add_batch(self, prepared: Prepared, marked: pl.DataFrame, kept: pl.DataFrame) -> None:
-        """Add one batch's figures: its messages, candidates (``marked``) and pairs."""
-        for reason, count in marked["reject_reason"].value_counts().iter_rows():
-            if reason is not None:
-                self.rejected[reason] += count
-        per_format = prepared.per_format.join(kept.group_by("format").len("pairs"), on="format", how="left")
-        for name, message_count, session_count, final_count, pair_count in per_format.iter_rows():
-            figures = self.formats.setdefault(name, FormatStats())
-            figures.messages += message_count
-            figures.sessions += session_count
-            figures.final_sessions += final_count
-            figures.pairs += pair_count or 0
+    def add(self, figures: BatchFigures) -> None:
+        """Add one finished batch's figures (``batch_figures``), batches in input order."""
+        for reason, count in figures.rejected.items():
+            self.rejected[reason] += count
+        for name, message_count, session_count, final_count, pair_count in figures.per_format.iter_rows():
+            format_figures = self.formats.setdefault(name, FormatStats())
+            format_figures.messages += message_count
+            format_figures.sessions += session_count
+            format_figures.final_sessions += final_count
+            format_figures.pairs += pair_count or 0
             self.messages += message_count
             self.sessions += session_count
-        self.skipped_messages += prepared.skipped_messages
-        self.malformed_lines += prepared.quarantine.height
-        self.unique_pairs += kept.height
-        self.prompt_words_total += int(kept["prompt_words"].sum())
-        self.response_words_total += int(kept["response_words"].sum())
-        self.ratio_total = _sequential_sum(self.ratio_total, kept["ratio"])
-        self.without_pairs.add_batch(prepared, marked)
-        scrubbed = kept.filter(pl.col("redactions") > 0)
-        if scrubbed.height:
-            found = scrubbed.select(redacted_rules(pl.col("terse")), redacted_rules(pl.col("rich")))
-            self.redactions.update(
-                pl.concat([found["terse"], found["rich"]]).explode().drop_nulls().to_list()
-            )
+        self.skipped_messages += figures.skipped_messages
+        self.malformed_lines += figures.malformed_lines
+        self.unique_pairs += figures.ratios.len()
+        self.prompt_words_total += figures.prompt_words
+        self.response_words_total += figures.response_words
+        self.ratio_total = _sequential_sum(self.ratio_total, figures.ratios)
+        self.without_pairs.add(figures)
+        self.redactions.update(figures.redactions)
 
     def add_file(self, found: Detected) -> None:
         if found.reader is not None:
@@ -447,7 +495,7 @@ def _damaged_rows(found: Detected) -> pl.DataFrame:
 
 
 class PreparedBatch(NamedTuple):
-    """A batch prepared by an engine, in input order."""
+    """A batch prepared by an engine, in input order, for the run to finish."""
 
     prepared: Prepared
     #: per candidate, whether a candidate with its dedup key passed the pair rules
@@ -457,22 +505,76 @@ class PreparedBatch(NamedTuple):
     earlier_copy: pl.Series | None
 
 
+class FinishedBatch(NamedTuple):
+    """A batch an engine finished itself (``finish_batch``), in input order: the run adds
+    its figures and appends its outputs."""
+
+    figures: BatchFigures
+    encoded: EncodedBatch | None  # None in a dry run
+    samples: list[dict[str, Any]]  # its first pairs, as many as the run shows
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """What an engine that finishes batches itself needs of the run: the earlier runs'
+    keys (``seen``, looked up and added to in input order), how the outputs are written
+    (None in a dry run), and how many pairs the run shows as samples."""
+
+    seen: SeenKeys | KeyIndex | None
+    write_options: WriteOptions | None
+    sample_size: int
+
+
+def mark_batch(prepared: Prepared, earlier_copy: pl.Series | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A batch's candidates with their duplicates marked (``earlier_copy``: a copy was
+    kept earlier in the run, or by an earlier run) and ids given, and its pairs
+    (``split_kept``)."""
+    seen_before = None if earlier_copy is None else pl.lit(earlier_copy)
+    return split_kept(ledger(mark_duplicates(prepared.candidates.lazy(), seen_before)).collect())
+
+
+def finish_batch(
+    prepared: Prepared, earlier_copy: pl.Series, write_options: WriteOptions | None, sample_size: int
+) -> FinishedBatch:
+    """All of a batch's finishing that needs no other batch, once its duplicates are
+    known: its pairs, its figures and its outputs encoded (the run appends them)."""
+    marked, kept = mark_batch(prepared, earlier_copy)
+    encoded = None
+    if write_options is not None:
+        encoded = encode_batch(
+            write_options,
+            pairs=kept,
+            candidates=marked,
+            quarantine=prepared.quarantine,
+            messages=prepared.messages,
+        )
+    samples = kept.head(sample_size).to_dicts() if sample_size else []
+    return FinishedBatch(batch_figures(prepared, marked, kept), encoded, samples)
+
+
 class Engine(Protocol):
     """Where batches are read and prepared (``prepare``): this machine's threads
-    (``LocalEngine``) or a cluster's workers (``jobs.ray_engine.RayEngine``). Everything
-    else, the batches' order, their duplicates across batches, the figures and the
-    outputs, is the run's (``finish_batches``), the same for every engine."""
+    (``LocalEngine``) or a cluster's workers (``jobs.ray_engine.RayEngine``). The rest,
+    the batches' order, their duplicates across batches, the figures and the outputs, is
+    the run's (``finish_batches``); an engine may also finish its batches itself, all
+    but appending their outputs and adding up their figures (``FinishedBatch``)."""
 
     #: True when the engine finds every candidate's ``earlier_copy`` itself: a full run
     #: then needs no dedup index of its own
     deduplicates_run: bool
 
     def prepare_all(
-        self, detected: Iterator[Detected], rules: PairRules, *, keep_messages: bool, batch_bytes: int
-    ) -> Generator[PreparedBatch, None, None]:
+        self,
+        detected: Iterator[Detected],
+        rules: PairRules,
+        *,
+        keep_messages: bool,
+        batch_bytes: int,
+        finishing: Finishing,
+    ) -> Generator[PreparedBatch | FinishedBatch, None, None]:
         """The files, as ``detected``, cut into batches of about ``batch_bytes``
-        (``jobs.discover.batches``) and each batch prepared, in input order (a generator:
-        closed when the run stops early)."""
+        (``jobs.discover.batches``) and each batch prepared, or finished, in input order
+        (a generator: closed when the run stops early)."""
         ...
 
 
@@ -483,7 +585,13 @@ class LocalEngine:
     deduplicates_run = False
 
     def prepare_all(
-        self, detected: Iterator[Detected], rules: PairRules, *, keep_messages: bool, batch_bytes: int
+        self,
+        detected: Iterator[Detected],
+        rules: PairRules,
+        *,
+        keep_messages: bool,
+        batch_bytes: int,
+        finishing: Finishing,  # noqa: ARG002 (the run finishes this engine's batches)
     ) -> Generator[PreparedBatch, None, None]:
         def prepare_one(batch: list[Piece]) -> Prepared:
             return prepare(batch, rules, keep_messages=keep_messages)
@@ -555,8 +663,15 @@ class _Job:
             target=compile_test, args=(rules_for(self.rules.scrub),), name="compound-compile", daemon=True
         ).start()
         keep_messages = self.outputs is not None and self.outputs.emit_messages
+        finishing = Finishing(
+            seen, None if self.outputs is None else self.outputs.write_options, self.sample_size
+        )
         prepared = engine.prepare_all(
-            self._detected(stats), self.rules, keep_messages=keep_messages, batch_bytes=self.batch_bytes
+            self._detected(stats),
+            self.rules,
+            keep_messages=keep_messages,
+            batch_bytes=self.batch_bytes,
+            finishing=finishing,
         )
         with contextlib.closing(prepared):
             samples = finish_batches(
@@ -585,8 +700,47 @@ class _Job:
             yield found
 
 
+class _FinishedHere(NamedTuple):
+    """A batch finished by the run itself, its frames still to be written."""
+
+    figures: BatchFigures
+    samples: list[dict[str, Any]]
+    prepared: Prepared
+    marked: pl.DataFrame
+    kept: pl.DataFrame
+
+
+def _finish_here(item: PreparedBatch, seen: SeenKeys | KeyIndex | None, samples_wanted: int) -> _FinishedHere:
+    """Mark a prepared batch's duplicates (with ``seen``, the earlier runs' too, and add
+    its pairs' keys to it) and take its figures and first ``samples_wanted`` pairs."""
+    batch, seen_before = item
+    if seen is not None:
+        in_index = seen.contains(batch.candidates["dedup_key"])
+        seen_before = in_index if seen_before is None else seen_before | in_index
+    marked, kept = mark_batch(batch, seen_before)
+    if seen is not None:
+        seen.add(kept["dedup_key"])
+    samples = kept.head(samples_wanted).to_dicts() if samples_wanted > 0 else []
+    return _FinishedHere(batch_figures(batch, marked, kept), samples, batch, marked, kept)
+
+
+def _submit_writes(
+    done: FinishedBatch | _FinishedHere,
+    outputs: Outputs,
+    writer: ThreadPoolExecutor,
+    ledger_writer: ThreadPoolExecutor,
+) -> list[Future[None]]:
+    """Hand a batch to the writers: its encoded outputs to be appended, or its frames."""
+    if isinstance(done, FinishedBatch):
+        return [] if done.encoded is None else [writer.submit(outputs.write_encoded, done.encoded)]
+    return [
+        writer.submit(_write_tables, outputs, done.kept, done.prepared),
+        ledger_writer.submit(_write_lines_and_ledger, outputs, done.kept, done.marked),
+    ]
+
+
 def finish_batches(
-    prepared: Iterable[PreparedBatch],
+    prepared: Iterable[PreparedBatch | FinishedBatch],
     stats: RunStats,
     outputs: Outputs | None,
     seen: SeenKeys | KeyIndex | None,
@@ -597,6 +751,8 @@ def finish_batches(
     """The run's sequential step, batch after batch in input order: mark the duplicates
     (a pair kept earlier in the run, or, with ``seen``, by an earlier run), add up the
     figures, and hand the batch to the writers. Returns the first ``sample_size`` pairs.
+    A batch the engine finished itself (``FinishedBatch``, ``seen`` already looked up
+    and added to) has its figures added and its outputs appended.
 
     The stages overlap on their own threads: while this one is deduplicated, the engine
     prepares the next batches, and the previous one is written by two writers, one for
@@ -611,35 +767,21 @@ def finish_batches(
         ThreadPoolExecutor(1, "compound-write-ledger") as ledger_writer,
     ):
         writing: deque[list[Future[None]]] = deque()  # per batch, oldest first
-        for batch, earlier_copy in prepared:
-            seen_before = earlier_copy
-            if seen is not None:
-                in_index = seen.contains(batch.candidates["dedup_key"])
-                seen_before = in_index if seen_before is None else seen_before | in_index
-            marked, kept = split_kept(
-                ledger(
-                    mark_duplicates(
-                        batch.candidates.lazy(), None if seen_before is None else pl.lit(seen_before)
-                    )
-                ).collect()
+        for item in prepared:
+            done = (
+                item
+                if isinstance(item, FinishedBatch)
+                else _finish_here(item, seen, sample_size - len(samples))
             )
-            if seen is not None:
-                seen.add(kept["dedup_key"])
-            stats.add_batch(batch, marked, kept)
-            if len(samples) < sample_size:
-                samples.extend(kept.head(sample_size - len(samples)).to_dicts())
+            stats.add(done.figures)
+            samples.extend(done.samples[: max(0, sample_size - len(samples))])
             while len(writing) >= WRITES_AHEAD:
                 for pending in writing.popleft():
                     pending.result()
             if outputs is not None:
-                writing.append(
-                    [
-                        writer.submit(_write_tables, outputs, kept, batch),
-                        ledger_writer.submit(_write_lines_and_ledger, outputs, kept, marked),
-                    ]
-                )
+                writing.append(_submit_writes(done, outputs, writer, ledger_writer))
             if on_batch is not None:
-                on_batch(batch.files_ended, batch.bytes_read)
+                on_batch(done.figures.files_ended, done.figures.bytes_read)
         for batch_writes in writing:
             for pending in batch_writes:
                 pending.result()

@@ -58,11 +58,12 @@ from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 # Ray's hook for drivers started with `uv run` runs every worker through `uv run` in a
 # copy of the working directory, which builds an environment of its own there (without
@@ -72,10 +73,8 @@ import polars as pl
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 from jobs.discover import Detected, Piece, batches
-from jobs.pairs_job import PairRules, PreparedBatch, prepare
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from jobs.outputs import WriteOptions
+from jobs.pairs_job import FinishedBatch, Finishing, PairRules, finish_batch, prepare
 
 #: How to get the engine where it is missing.
 INSTALL_HINT = "install the ray extra: uv sync --extra ray (or pip install 'compounding-intelligence[ray]')"
@@ -280,6 +279,7 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
     )
     return {
         "seq": task.seq,
+        "candidates": prepared.candidates.height,
         "keys": _ipc(keys),
         "prepared": pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL),
         "node": ray.get_runtime_context().get_node_id(),
@@ -287,6 +287,46 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,
     }
+
+
+@dataclass(frozen=True)
+class _FinishOptions:
+    write_options: WriteOptions | None
+    sample_size: int
+    earlier: Any  # an ObjectRef: a list, per batch, of the ObjectRef of its packed flags
+
+
+def _finish_rows(rows: pa.Table, options: _FinishOptions) -> Iterator[pa.Table]:
+    """Finish the prepared batches of ``rows`` one after the other (``finish_batch``),
+    each with its duplicates' flags, and hand each on as it is done: its figures and
+    outputs encoded, pickled."""
+    import ray  # noqa: PLC0415 (on a worker, where ray is imported already)
+
+    flags_of = ray.get(options.earlier)
+    for index in range(rows.num_rows):  # a batch's bytes at a time
+        (row,) = rows.slice(index, 1).to_pylist()
+        started, cpu = time.perf_counter(), time.process_time()
+        batch = pickle.loads(row.pop("prepared"))  # noqa: S301 (our own tasks' output)
+        earlier = np.unpackbits(ray.get(flags_of[row["seq"]]), count=row["candidates"]).astype(np.bool_)
+        finished = finish_batch(
+            batch, pl.Series("earlier_copy", earlier), options.write_options, options.sample_size
+        )
+        del batch
+        yield pa.Table.from_pylist(
+            [
+                {
+                    "seq": row["seq"],
+                    "finished": pickle.dumps(finished, protocol=pickle.HIGHEST_PROTOCOL),
+                    "prepared_on": row["node"],
+                    "began_at": row["began_at"],
+                    "seconds": row["seconds"],
+                    "cpu_seconds": row["cpu_seconds"],
+                    "finished_on": ray.get_runtime_context().get_node_id(),
+                    "finish_seconds": time.perf_counter() - started,
+                    "finish_cpu_seconds": time.process_time() - cpu,
+                }
+            ]
+        )
 
 
 def _task_count(batches: int, cpus: int) -> int:
@@ -382,9 +422,13 @@ class RayFigures:
     task_cpu_s: float = 0.0  # their CPU time (every thread), added up
     busiest: int = 0  # the most batches prepared at once
     dedup_s: float = 0.0  # the run's duplicates: groupby-min over the keys, sorted
-    finish_s: float = 0.0  # the driver's pass: duplicates marked, figures, outputs written
+    flags_s: float = 0.0  # each batch's duplicates flagged from the kept positions, on the driver
+    finish_s: float = 0.0  # the tasks finishing the batches, and the driver appending their outputs
+    finish_task_s: float = 0.0  # the time the tasks took to finish each batch, added up
+    finish_task_cpu_s: float = 0.0
     batches: int = 0
     tasks_per_node: dict[str, int] = field(default_factory=dict)  # batches prepared on each node
+    finished_per_node: dict[str, int] = field(default_factory=dict)  # batches finished on each node
 
 
 class RayEngine:
@@ -454,8 +498,14 @@ class RayEngine:
             self._started = False
 
     def prepare_all(
-        self, detected: Iterator[Detected], rules: PairRules, *, keep_messages: bool, batch_bytes: int
-    ) -> Generator[PreparedBatch, None, None]:
+        self,
+        detected: Iterator[Detected],
+        rules: PairRules,
+        *,
+        keep_messages: bool,
+        batch_bytes: int,
+        finishing: Finishing,
+    ) -> Generator[FinishedBatch, None, None]:
         import ray  # noqa: PLC0415
 
         if not ray.is_initialized():
@@ -493,11 +543,11 @@ class RayEngine:
         figures.prepare_s = time.perf_counter() - started
 
         started = time.perf_counter()
+        keys = prepared.select_columns(["seq", "candidates", "keys"]).materialize()
         # a few blocks of keys per CPU: the sorts shuffle every block to every reducer
         blocks = max(1, min(len(tasks), KEY_BLOCKS_PER_CPU * _cluster_cpus()))
         kept = (
-            prepared.select_columns(["seq", "keys"])
-            .map_batches(_passing_keys, batch_format="pyarrow", batch_size=None)
+            keys.map_batches(_passing_keys, batch_format="pyarrow", batch_size=None)
             .repartition(blocks)
             .sort("dedup_key")
             .map_batches(_first_of_each_key, batch_format="pyarrow", batch_size=None)
@@ -507,26 +557,74 @@ class RayEngine:
         figures.dedup_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        positions = _KeptPositions(
-            iter(kept.iter_batches(batch_size=POSITIONS_PER_FETCH, batch_format="numpy", prefetch_batches=1))
+        earlier = ray.put(self._earlier_copies(keys, kept, finishing))
+        del kept, keys
+        figures.flags_s = time.perf_counter() - started
+
+        yield from self._finish(
+            prepared, _FinishOptions(finishing.write_options, finishing.sample_size, earlier)
         )
-        nodes: Counter[str] = Counter()
+
+    def _finish(self, prepared: Any, options: _FinishOptions) -> Generator[FinishedBatch, None, None]:
+        """The prepared batches finished by tasks (``finish_batch``), as many runs of
+        consecutive ones as preparing them took, and taken in input order."""
+        figures = self.figures
+        started = time.perf_counter()
+        finished = prepared.map_batches(
+            functools.partial(_finish_rows, options=options),
+            batch_format="pyarrow",
+            batch_size=math.ceil(figures.batches / _task_count(figures.batches, _cluster_cpus())),
+            num_cpus=1,
+        )
+        prepared_on: Counter[str] = Counter()
+        finished_on: Counter[str] = Counter()
         spans: list[tuple[float, int]] = []
-        for expected, row in enumerate(prepared.iter_rows()):
+        for expected, row in enumerate(finished.iter_rows()):
             if row["seq"] != expected:
                 raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
-            batch = pickle.loads(row["prepared"])  # noqa: S301 (our own tasks' output)
-            nodes[row["node"]] += 1
+            prepared_on[row["prepared_on"]] += 1
+            finished_on[row["finished_on"]] += 1
             figures.task_s += row["seconds"]
             figures.task_cpu_s += row["cpu_seconds"]
             spans += [(row["began_at"], 1), (row["began_at"] + row["seconds"], -1)]
-            first = np.zeros(batch.candidates.height, dtype=np.bool_)
-            first[positions.rows_of(expected)] = True
-            yield PreparedBatch(batch, pl.Series("earlier_copy", ~first))
+            figures.finish_task_s += row["finish_seconds"]
+            figures.finish_task_cpu_s += row["finish_cpu_seconds"]
+            yield pickle.loads(row["finished"])  # noqa: S301 (our own tasks' output)
         figures.finish_s = time.perf_counter() - started
         figures.busiest = max(itertools.accumulate(step for _, step in sorted(spans)), default=0)
         labels = _node_labels()
-        figures.tasks_per_node = {labels.get(node, node): count for node, count in nodes.items()}
+        figures.tasks_per_node = {labels.get(node, node): count for node, count in prepared_on.items()}
+        figures.finished_per_node = {labels.get(node, node): count for node, count in finished_on.items()}
+
+    @staticmethod
+    def _earlier_copies(keys: Any, kept: Any, finishing: Finishing) -> list[Any]:
+        """Per batch, in input order, the ObjectRef of its candidates' ``earlier_copy``
+        flags (packed bits): a candidate passing the rules that is not the first of its
+        key in the run (``kept``: the first positions, sorted) or, with ``seen``, whose
+        key an earlier run kept; ``seen`` gets the run's new keys, in input order.
+
+        On the driver, a batch at a time: the kept positions stream past, a block at a
+        time, and the flags take a bit per candidate in the object store (76 KB a GB of
+        sessions)."""
+        import ray  # noqa: PLC0415
+
+        positions = _KeptPositions(
+            iter(kept.iter_batches(batch_size=POSITIONS_PER_FETCH, batch_format="numpy", prefetch_batches=1))
+        )
+        refs = []
+        for expected, row in enumerate(keys.iter_rows()):
+            if row["seq"] != expected:
+                raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
+            earlier = np.ones(row["candidates"], dtype=np.bool_)
+            earlier[positions.rows_of(expected)] = False
+            if finishing.seen is not None:
+                passing = pl.read_ipc(row["keys"])
+                in_index = passing.filter(finishing.seen.contains(passing["dedup_key"]))
+                earlier[in_index["row"].to_numpy()] = True
+                new = passing.filter(pl.Series(~earlier[passing["row"].to_numpy()]))
+                finishing.seen.add(new["dedup_key"])
+            refs.append(ray.put(np.packbits(earlier)))
+        return refs
 
 
 def _import_task_modules() -> None:
