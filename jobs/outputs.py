@@ -330,8 +330,11 @@ class _ParquetSink:
     def close(self) -> None:
         for value in list(self._pending):
             self._flush(value)
-        if self.partition_by is None and not self._writers and not self._joined:
-            self._writer(None)  # an empty run still leaves a readable file
+        if not self._writers and not self._joined:  # a run without rows still leaves its output
+            if self.partition_by is None:
+                self._writer(None)  # a file of no rows
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)  # a dataset of no files
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()

@@ -73,14 +73,19 @@ import pyarrow as pa
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 from jobs.discover import Detected, Piece, batches
+from jobs.key_index import KeyIndex
 from jobs.outputs import WriteOptions
-from jobs.pairs_job import FinishedBatch, Finishing, PairRules, finish_batch, prepare
+from jobs.pairs_job import FinishedBatch, Finishing, PairRules, PreparedBatch, finish_batch, prepare
+from jobs.seen_keys import SeenKeys
 
 #: How to get the engine where it is missing.
 INSTALL_HINT = "install the ray extra: uv sync --extra ray (or pip install 'compounding-intelligence[ray]')"
 #: Set by the fault test: the first task writes its process id into this folder and
 #: waits there to be killed (``_hold_first_task``).
 HOLD_FIRST_TASK_ENV = "COMPOUND_RAY_HOLD_FIRST_TASK"
+#: With ``HOLD_FIRST_TASK_ENV``: ``finish`` holds the first task that finishes batches
+#: instead (when tasks finish them, ``FINISH_ON_ENV``).
+HOLD_STAGE_ENV = "COMPOUND_RAY_HOLD_STAGE"
 #: Where the engine writes its figures (``RayFigures``) as JSON at the end of a run, for
 #: the bench: timings and tasks per node, which stats.json (the same for both engines)
 #: does not hold.
@@ -99,6 +104,15 @@ KEY_BLOCKS_PER_CPU = 2
 #: block and then stood 0.4 to 1 s before its next batch; on the 1 GB bench archive the
 #: tasks took 6.5 to 7.5 s against 5.1 to 5.4 s.
 PREPARED_BLOCK_BYTES = 32 * 1024 * 1024
+#: Where the run's batches are finished (``_finishing_where``): ``driver`` or ``tasks``;
+#: by default the cluster's CPUs decide.
+FINISH_ON_ENV = "COMPOUND_RAY_FINISH_ON"
+#: From this many CPUs in the cluster, tasks finish the batches (mark their duplicates,
+#: take their figures, encode their outputs, about 5 CPU-s a GB of sessions) and the
+#: driver appends the bytes; below, the driver finishes them with its writers, as the
+#: local engine does (3.3 s a GB on 1.7 cores). On 2 CPUs the tasks took 4.9 to 5.1 s a
+#: GB to the driver's 3.3 s (1 GB bench archive); from 4 they split those 5 CPU-s.
+FINISH_ON_TASKS_FROM_CPUS = 4
 #: The most batches one Ray task prepares (``_task_count``).
 MAX_BATCHES_PER_TASK = 16
 #: Kept positions streamed to the driver at a time (16 bytes each with their key).
@@ -248,11 +262,12 @@ def _connect_error(address: str, error: BaseException) -> str:
     return f"cannot join the Ray cluster at {address}: {first_line}"
 
 
-def _hold_first_task(folder: Path, seq: int) -> None:
-    """For the fault test: the first batch's task, on its first attempt, writes its
-    process id and waits (at most a minute) for the test to kill it; Ray runs it again."""
+def _hold_first_task(folder: Path, seq: int, stage: str) -> None:
+    """For the fault test: the first batch's task of ``stage`` (``HOLD_STAGE_ENV``,
+    default ``prepare``), on its first attempt, writes its process id and waits (at most
+    a minute) for the test to kill it; Ray runs it again."""
     marker = folder / "first-task.pid"
-    if seq != 0 or marker.exists():
+    if seq != 0 or marker.exists() or os.environ.get(HOLD_STAGE_ENV, "prepare") != stage:
         return
     marker.write_text(str(os.getpid()))
     deadline = time.monotonic() + 60
@@ -268,7 +283,7 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
     started, began_at, cpu = time.perf_counter(), time.time(), time.process_time()
     task: BatchTask = pickle.loads(row["task"])  # noqa: S301 (the driver's own descriptions)
     if options.hold_folder is not None:
-        _hold_first_task(Path(options.hold_folder), task.seq)
+        _hold_first_task(Path(options.hold_folder), task.seq, "prepare")
     prepared = prepare(task.load(options.batch_bytes), options.rules, keep_messages=options.keep_messages)
     keys = (
         prepared.candidates.select(
@@ -293,7 +308,8 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
 class _FinishOptions:
     write_options: WriteOptions | None
     sample_size: int
-    earlier: Any  # an ObjectRef: a list, per batch, of the ObjectRef of its packed flags
+    hold_folder: str | None
+    earlier: Any  # an ObjectRef: per batch, the ObjectRef of its flags (``_earlier_copies``)
 
 
 def _finish_rows(rows: pa.Table, options: _FinishOptions) -> Iterator[pa.Table]:
@@ -305,9 +321,13 @@ def _finish_rows(rows: pa.Table, options: _FinishOptions) -> Iterator[pa.Table]:
     flags_of = ray.get(options.earlier)
     for index in range(rows.num_rows):  # a batch's bytes at a time
         (row,) = rows.slice(index, 1).to_pylist()
+        if options.hold_folder is not None:
+            _hold_first_task(Path(options.hold_folder), row["seq"], "finish")
         started, cpu = time.perf_counter(), time.process_time()
         batch = pickle.loads(row.pop("prepared"))  # noqa: S301 (our own tasks' output)
-        earlier = np.unpackbits(ray.get(flags_of[row["seq"]]), count=row["candidates"]).astype(np.bool_)
+        length, bits = ray.get(flags_of[row["seq"]])
+        earlier = np.ones(batch.candidates.height, dtype=np.bool_)  # past ``length``: copies
+        earlier[:length] = np.unpackbits(bits, count=length).astype(np.bool_)
         finished = finish_batch(
             batch, pl.Series("earlier_copy", earlier), options.write_options, options.sample_size
         )
@@ -317,7 +337,7 @@ def _finish_rows(rows: pa.Table, options: _FinishOptions) -> Iterator[pa.Table]:
                 {
                     "seq": row["seq"],
                     "finished": pickle.dumps(finished, protocol=pickle.HIGHEST_PROTOCOL),
-                    "prepared_on": row["node"],
+                    "node": row["node"],
                     "began_at": row["began_at"],
                     "seconds": row["seconds"],
                     "cpu_seconds": row["cpu_seconds"],
@@ -422,13 +442,37 @@ class RayFigures:
     task_cpu_s: float = 0.0  # their CPU time (every thread), added up
     busiest: int = 0  # the most batches prepared at once
     dedup_s: float = 0.0  # the run's duplicates: groupby-min over the keys, sorted
-    flags_s: float = 0.0  # each batch's duplicates flagged from the kept positions, on the driver
-    finish_s: float = 0.0  # the tasks finishing the batches, and the driver appending their outputs
-    finish_task_s: float = 0.0  # the time the tasks took to finish each batch, added up
-    finish_task_cpu_s: float = 0.0
+    finished_by: str = ""  # "driver" or "tasks" (``_finishing_where``)
+    flags_s: float = 0.0  # finished by tasks: each batch's duplicates flagged, on the driver
+    finish_s: float = 0.0  # the batches finished, their outputs written, in input order
+    finish_task_s: float = 0.0  # finished by tasks: the time they took for each batch, added up
+    finish_task_cpu_s: float = 0.0  # and their CPU time
     batches: int = 0
     tasks_per_node: dict[str, int] = field(default_factory=dict)  # batches prepared on each node
-    finished_per_node: dict[str, int] = field(default_factory=dict)  # batches finished on each node
+    finished_per_node: dict[str, int] = field(default_factory=dict)  # finished by tasks, on each node
+    prepared_on: Counter[str] = field(default_factory=Counter, repr=False)
+    finished_on: Counter[str] = field(default_factory=Counter, repr=False)
+    _spans: list[tuple[float, int]] = field(default_factory=list, repr=False)
+
+    def add_prepared(self, row: dict[str, Any]) -> None:
+        """A batch's figures from the task that prepared it."""
+        self.prepared_on[row["node"]] += 1
+        self.task_s += row["seconds"]
+        self.task_cpu_s += row["cpu_seconds"]
+        self._spans += [(row["began_at"], 1), (row["began_at"] + row["seconds"], -1)]
+
+    def name_nodes(self) -> None:
+        """At the end of a run: the most batches prepared at once, the batches per node."""
+        self.busiest = max(itertools.accumulate(step for _, step in sorted(self._spans)), default=0)
+        labels = _node_labels()
+        self.tasks_per_node = {labels.get(node, node): count for node, count in self.prepared_on.items()}
+        self.finished_per_node = {labels.get(node, node): count for node, count in self.finished_on.items()}
+
+    def report(self) -> dict[str, Any]:
+        """The figures as ``REPORT_ENV`` has them."""
+        return {
+            name: value for name, value in self.__dict__.items() if not isinstance(value, (Counter, list))
+        }
 
 
 class RayEngine:
@@ -490,7 +534,7 @@ class RayEngine:
         """Disconnect from the cluster; stop the local instance if this engine started it."""
         report = os.environ.get(REPORT_ENV)
         if report:
-            Path(report).write_text(json.dumps(self.figures.__dict__, indent=2) + "\n")
+            Path(report).write_text(json.dumps(self.figures.report(), indent=2) + "\n")
         if self._started:
             import ray  # noqa: PLC0415
 
@@ -505,7 +549,7 @@ class RayEngine:
         keep_messages: bool,
         batch_bytes: int,
         finishing: Finishing,
-    ) -> Generator[FinishedBatch, None, None]:
+    ) -> Generator[PreparedBatch | FinishedBatch, None, None]:
         import ray  # noqa: PLC0415
 
         if not ray.is_initialized():
@@ -543,11 +587,11 @@ class RayEngine:
         figures.prepare_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        keys = prepared.select_columns(["seq", "candidates", "keys"]).materialize()
         # a few blocks of keys per CPU: the sorts shuffle every block to every reducer
         blocks = max(1, min(len(tasks), KEY_BLOCKS_PER_CPU * _cluster_cpus()))
         kept = (
-            keys.map_batches(_passing_keys, batch_format="pyarrow", batch_size=None)
+            prepared.select_columns(["seq", "keys"])
+            .map_batches(_passing_keys, batch_format="pyarrow", batch_size=None)
             .repartition(blocks)
             .sort("dedup_key")
             .map_batches(_first_of_each_key, batch_format="pyarrow", batch_size=None)
@@ -555,17 +599,43 @@ class RayEngine:
             .materialize()
         )
         figures.dedup_s = time.perf_counter() - started
-
+        positions = _KeptPositions(
+            iter(kept.iter_batches(batch_size=POSITIONS_PER_FETCH, batch_format="numpy", prefetch_batches=1))
+        )
+        figures.finished_by = _finishing_where(_cluster_cpus())
+        if figures.finished_by == "driver":
+            yield from self._finish_on_driver(prepared, positions)
+            return
         started = time.perf_counter()
-        earlier = ray.put(self._earlier_copies(keys, kept, finishing))
-        del kept, keys
+        earlier = ray.put(_earlier_copies(len(tasks), positions, prepared, finishing.seen))
+        del kept, positions
         figures.flags_s = time.perf_counter() - started
-
-        yield from self._finish(
-            prepared, _FinishOptions(finishing.write_options, finishing.sample_size, earlier)
+        yield from self._finish_on_tasks(
+            prepared,
+            _FinishOptions(finishing.write_options, finishing.sample_size, self._hold_folder, earlier),
         )
 
-    def _finish(self, prepared: Any, options: _FinishOptions) -> Generator[FinishedBatch, None, None]:
+    def _finish_on_driver(
+        self, prepared: Any, positions: _KeptPositions
+    ) -> Generator[PreparedBatch, None, None]:
+        """The prepared batches, in input order, with their duplicates' flags, for the run
+        to finish on the driver."""
+        figures = self.figures
+        started = time.perf_counter()
+        for expected, row in enumerate(prepared.iter_rows()):
+            if row["seq"] != expected:
+                raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
+            figures.add_prepared(row)
+            batch = pickle.loads(row["prepared"])  # noqa: S301 (our own tasks' output)
+            first = np.zeros(batch.candidates.height, dtype=np.bool_)
+            first[positions.rows_of(expected)] = True
+            yield PreparedBatch(batch, pl.Series("earlier_copy", ~first))
+        figures.finish_s = time.perf_counter() - started
+        figures.name_nodes()
+
+    def _finish_on_tasks(
+        self, prepared: Any, options: _FinishOptions
+    ) -> Generator[FinishedBatch, None, None]:
         """The prepared batches finished by tasks (``finish_batch``), as many runs of
         consecutive ones as preparing them took, and taken in input order."""
         figures = self.figures
@@ -576,55 +646,59 @@ class RayEngine:
             batch_size=math.ceil(figures.batches / _task_count(figures.batches, _cluster_cpus())),
             num_cpus=1,
         )
-        prepared_on: Counter[str] = Counter()
-        finished_on: Counter[str] = Counter()
-        spans: list[tuple[float, int]] = []
         for expected, row in enumerate(finished.iter_rows()):
             if row["seq"] != expected:
                 raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
-            prepared_on[row["prepared_on"]] += 1
-            finished_on[row["finished_on"]] += 1
-            figures.task_s += row["seconds"]
-            figures.task_cpu_s += row["cpu_seconds"]
-            spans += [(row["began_at"], 1), (row["began_at"] + row["seconds"], -1)]
+            figures.add_prepared(row)
+            figures.finished_on[row["finished_on"]] += 1
             figures.finish_task_s += row["finish_seconds"]
             figures.finish_task_cpu_s += row["finish_cpu_seconds"]
             yield pickle.loads(row["finished"])  # noqa: S301 (our own tasks' output)
         figures.finish_s = time.perf_counter() - started
-        figures.busiest = max(itertools.accumulate(step for _, step in sorted(spans)), default=0)
-        labels = _node_labels()
-        figures.tasks_per_node = {labels.get(node, node): count for node, count in prepared_on.items()}
-        figures.finished_per_node = {labels.get(node, node): count for node, count in finished_on.items()}
+        figures.name_nodes()
 
-    @staticmethod
-    def _earlier_copies(keys: Any, kept: Any, finishing: Finishing) -> list[Any]:
-        """Per batch, in input order, the ObjectRef of its candidates' ``earlier_copy``
-        flags (packed bits): a candidate passing the rules that is not the first of its
-        key in the run (``kept``: the first positions, sorted) or, with ``seen``, whose
-        key an earlier run kept; ``seen`` gets the run's new keys, in input order.
 
-        On the driver, a batch at a time: the kept positions stream past, a block at a
-        time, and the flags take a bit per candidate in the object store (76 KB a GB of
-        sessions)."""
-        import ray  # noqa: PLC0415
+def _finishing_where(cpus: int) -> str:
+    """Where a run's batches are finished (``FINISH_ON_ENV``, else by the cluster's CPUs):
+    ``driver`` on a small cluster, ``tasks`` from ``FINISH_ON_TASKS_FROM_CPUS``."""
+    chosen = os.environ.get(FINISH_ON_ENV, "")
+    if chosen in ("driver", "tasks"):
+        return chosen
+    return "tasks" if cpus >= FINISH_ON_TASKS_FROM_CPUS else "driver"
 
-        positions = _KeptPositions(
-            iter(kept.iter_batches(batch_size=POSITIONS_PER_FETCH, batch_format="numpy", prefetch_batches=1))
-        )
-        refs = []
-        for expected, row in enumerate(keys.iter_rows()):
-            if row["seq"] != expected:
-                raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
-            earlier = np.ones(row["candidates"], dtype=np.bool_)
-            earlier[positions.rows_of(expected)] = False
-            if finishing.seen is not None:
-                passing = pl.read_ipc(row["keys"])
-                in_index = passing.filter(finishing.seen.contains(passing["dedup_key"]))
-                earlier[in_index["row"].to_numpy()] = True
-                new = passing.filter(pl.Series(~earlier[passing["row"].to_numpy()]))
-                finishing.seen.add(new["dedup_key"])
-            refs.append(ray.put(np.packbits(earlier)))
-        return refs
+
+def _earlier_copies(
+    batch_count: int, positions: _KeptPositions, prepared: Any, seen: SeenKeys | KeyIndex | None
+) -> list[Any]:
+    """Per batch, in input order, the ObjectRef of its candidates' ``earlier_copy``
+    flags: a candidate that passes the rules and is not the first of its key in the run
+    (``positions``) or, with ``seen``, whose key an earlier run kept; ``seen`` gets the
+    run's new keys, in input order.
+
+    On the driver, a batch at a time: the kept positions stream past a block at a time,
+    and each batch's flags go to the object store as bits up to its last first-of-its-key
+    (``(length, packed bits)``: past it every passing candidate is a copy), about 80 KB a
+    GB of sessions."""
+    import ray  # noqa: PLC0415
+
+    keys = None if seen is None else iter(prepared.select_columns(["seq", "keys"]).iter_rows())
+    refs = []
+    for seq in range(batch_count):
+        rows = positions.rows_of(seq)
+        length = int(rows.max()) + 1 if len(rows) else 0
+        earlier = np.ones(length, dtype=np.bool_)
+        earlier[rows] = False
+        if keys is not None and seen is not None:
+            row = next(keys)
+            if row["seq"] != seq:
+                raise RuntimeError(f"batch {row['seq']} came back in place of batch {seq}")
+            passing = pl.read_ipc(row["keys"]).filter(pl.col("row") < length)
+            firsts = passing.filter(pl.Series(~earlier[passing["row"].to_numpy()]))
+            in_index = seen.contains(firsts["dedup_key"])
+            earlier[firsts.filter(in_index)["row"].to_numpy()] = True
+            seen.add(firsts.filter(~in_index)["dedup_key"])
+        refs.append(ray.put((length, np.packbits(earlier))))
+    return refs
 
 
 def _import_task_modules() -> None:

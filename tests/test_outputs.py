@@ -25,6 +25,7 @@ from jobs.outputs import (
     MESSAGES_SCHEMA,
     PAIRS_SCHEMA,
     ROW_GROUP_ROWS,
+    Outputs,
     scan_output,
 )
 from tests.conftest import ARCHIVE_GENERATOR, EXAMPLE_ARCHIVE, REPO, compound, run_ours
@@ -274,3 +275,18 @@ def test_a_model_name_too_long_for_a_folder_is_cut_not_a_stop(
     assert sorted(
         json.loads(line)["model"] for line in (out / "pairs.jsonl").read_text().splitlines()
     ) == sorted(models)
+
+
+def test_a_partitioned_run_without_rows_commits_empty_datasets(tmp_path: Path) -> None:
+    """Sessions with no candidate at all: ``--partition-by`` leaves empty folders, not a
+    failed commit."""
+    with Outputs(tmp_path, partition_by="model") as outputs:
+        outputs.commit({})
+    assert [path.name for path in sorted(tmp_path.iterdir())] == [
+        "candidates",
+        "pairs",
+        "pairs.jsonl",
+        "quarantine.jsonl",
+        "stats.json",
+    ]
+    assert not any((tmp_path / "pairs").iterdir())

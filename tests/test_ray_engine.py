@@ -29,7 +29,15 @@ from jobs import ray_engine
 from jobs.discover import find_session_files
 from jobs.outputs import Outputs
 from jobs.pairs_job import PairRules, run
-from jobs.ray_engine import HOLD_FIRST_TASK_ENV, MAX_BATCHES_PER_TASK, RayEngine, _task_count
+from jobs.ray_engine import (
+    FINISH_ON_ENV,
+    HOLD_FIRST_TASK_ENV,
+    HOLD_STAGE_ENV,
+    MAX_BATCHES_PER_TASK,
+    RayEngine,
+    _finishing_where,
+    _task_count,
+)
 from tests.conftest import (
     ARCHIVE_GENERATOR,
     CORRUPT_DATABASE,
@@ -56,6 +64,15 @@ FILES = ("pairs.jsonl", "stats.json", "quarantine.jsonl")
 def ray_instance() -> Iterator[None]:
     with local_ray_instance():
         yield
+
+
+@pytest.fixture(params=["driver", "tasks"])
+def finish_on(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both places the engine finishes batches: the driver (a small cluster's, as this
+    2-CPU instance's) and the tasks (from ``FINISH_ON_TASKS_FROM_CPUS``)."""
+    where = str(request.param)
+    monkeypatch.setenv(FINISH_ON_ENV, where)
+    return where
 
 
 def run_engine(
@@ -94,10 +111,16 @@ def assert_same_outputs(
 def both_engines(tmp_path: Path, inputs: list[Path], *, batch_bytes: int) -> tuple[Path, Path]:
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     run_engine(inputs, local, None, batch_bytes=batch_bytes)
-    run_engine(inputs, on_ray, RayEngine(), batch_bytes=batch_bytes)
+    engine = RayEngine()
+    run_engine(inputs, on_ray, engine, batch_bytes=batch_bytes)
+    figures = engine.figures
+    assert figures.finished_by == os.environ.get(FINISH_ON_ENV, "driver")
+    finished_by_tasks = sum(figures.finished_per_node.values())
+    assert finished_by_tasks == (figures.batches if figures.finished_by == "tasks" else 0)
     return local, on_ray
 
 
+@pytest.mark.usefixtures("finish_on")
 def test_the_example_archive_through_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(local)) == 0
@@ -105,6 +128,7 @@ def test_the_example_archive_through_the_cli(monkeypatch: pytest.MonkeyPatch, tm
     assert_same_outputs(local, on_ray, messages=False)
 
 
+@pytest.mark.usefixtures("finish_on")
 def test_the_example_archive_in_many_batches(tmp_path: Path) -> None:
     """4 KB batches: dozens of tasks, and pairs repeated across them."""
     local, on_ray = both_engines(tmp_path, [EXAMPLE_ARCHIVE], batch_bytes=4096)
@@ -126,6 +150,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.usefixtures("finish_on")
 def test_a_generated_archive_cut_into_pieces(tmp_path: Path, generated: Path) -> None:
     """Batches of 64 KB: files of whole lines cut into pieces (read by the task from their
     offsets), gzip files cut after decompression (cut again by the task)."""
@@ -155,6 +180,7 @@ def every_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.usefixtures("finish_on")
 @pytest.mark.parametrize("batch_bytes", [40 << 20, 32 * 1024])
 def test_every_layout(tmp_path: Path, every_layout: Path, batch_bytes: int) -> None:
     """The real transcripts of every layout, in one batch and in batches of 32 KB (arrays and
@@ -190,6 +216,7 @@ def dataset_files(out: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.usefixtures("finish_on")
 def test_incremental_runs_switching_engines(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, generated: Path
 ) -> None:
@@ -228,12 +255,20 @@ def test_incremental_runs_switching_engines(
                 )
 
 
-def test_a_worker_killed_mid_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, generated: Path) -> None:
-    """SIGKILL to the worker running the first batch's task: Ray runs the task again, on
-    another worker, and the outputs are the local engine's."""
+@pytest.mark.parametrize(
+    ("finish_on", "stage"), [("driver", "prepare"), ("tasks", "prepare"), ("tasks", "finish")]
+)
+def test_a_worker_killed_mid_task(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, generated: Path, finish_on: str, stage: str
+) -> None:
+    """SIGKILL to the worker running the first batch's task (preparing it, or finishing
+    it): Ray runs the task again, on another worker, and the outputs are the local
+    engine's."""
     hold = tmp_path / "hold"
     hold.mkdir()
     monkeypatch.setenv(HOLD_FIRST_TASK_ENV, str(hold))
+    monkeypatch.setenv(HOLD_STAGE_ENV, stage)
+    monkeypatch.setenv(FINISH_ON_ENV, finish_on)
     engine = RayEngine()
     failures: list[BaseException] = []
 
@@ -259,6 +294,13 @@ def test_a_worker_killed_mid_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     run_engine([generated], tmp_path / "local", None, batch_bytes=256 * 1024)
     assert_same_outputs(tmp_path / "local", tmp_path / "ray")
     assert not (hold / "release").exists()  # the task did not go on: it was killed
+
+
+def test_small_clusters_finish_on_the_driver_larger_ones_on_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(FINISH_ON_ENV, raising=False)
+    assert [_finishing_where(cpus) for cpus in (1, 2, 3, 4, 64)] == ["driver"] * 3 + ["tasks"] * 2
+    monkeypatch.setenv(FINISH_ON_ENV, "driver")
+    assert _finishing_where(64) == "driver"
 
 
 def test_batches_are_shared_out_a_run_a_cpu_and_at_most_the_cap_a_run() -> None:
