@@ -48,6 +48,7 @@ from bench.run_bench import (
     ensure_archive,
     warm_page_cache,
 )
+from jobs.ray_engine import FINISH_ON_ENV
 
 RAY_SCRIPT = Path(sys.executable).parent / "ray"
 HEAD_PORT = 6391
@@ -70,10 +71,12 @@ class Run:
     ray: dict[str, Any] = field(default_factory=dict)
 
 
-def measure(command: Sequence[str], report: Path | None, log: Path) -> Run:
+def measure(
+    command: Sequence[str], report: Path | None, log: Path, extra_env: dict[str, str] | None = None
+) -> Run:
     """Run ``command`` to its end (its outputs flushed to disk first by the previous run's sync)."""
     os.sync()
-    env = dict(RAY_ENV)
+    env = dict(RAY_ENV) | (extra_env or {})
     if report is not None:
         report.unlink(missing_ok=True)
         env["COMPOUND_RAY_REPORT"] = str(report)
@@ -193,7 +196,13 @@ def breakdown(run: Run) -> str:
         f"{figures['task_s']:.1f} s preparing them, {figures['task_cpu_s']:.1f} CPU-s, "
         f"at most {figures['busiest']} at once)",
         f"dedup {figures['dedup_s']:.1f}",
-        f"driver pass {figures['finish_s']:.1f}",
+        f"finished by the {figures['finished_by']} {figures['finish_s']:.1f} "
+        f"(the driver's CPU meanwhile {figures['finish_driver_cpu_s']:.1f} CPU-s"
+        + (
+            f", the tasks' {figures['finish_task_cpu_s']:.1f} CPU-s)"
+            if figures["finished_by"] == "tasks"
+            else ")"
+        ),
     ]
     accounted = sum(figures[name] for name in ("connect_s", "describe_s", "prepare_s", "dedup_s", "finish_s"))
     parts.append(f"rest (imports, listing, commit, exit) {run.wall_s - accounted:.1f}")
@@ -245,9 +254,14 @@ def elsewhere(results: Results, work: Path, report: Path) -> None:
     with cluster([1, 1], work / "two-nodes") as (address, started_s):
         print(f"two nodes of 1 CPU: up in {started_s:.1f} s", flush=True)
         ray_options = ("--engine", "ray", "--ray-address", address)
+        # the batches finished by tasks, as on a cluster of FINISH_ON_TASKS_FROM_CPUS or more
         results.two_nodes = measure(
-            compound(results.archive, work / "ray-two", *ray_options), report, work / "two.log"
+            compound(results.archive, work / "ray-two", *ray_options),
+            report,
+            work / "two.log",
+            {FINISH_ON_ENV: "tasks"},
         )
+        print(f"  two nodes: {breakdown(results.two_nodes)}", flush=True)
     results.same["two nodes"] = same_outputs(work / "local", work / "ray-two")
 
 
@@ -277,6 +291,15 @@ def print_report(results: Results, runs: int) -> dict[str, float]:
     rows.append(
         ("two 1-CPU nodes: batches prepared per node", listed, f"both nodes {verdict(len(per_node) == 2)}")
     )
+    finished_per_node = results.two_nodes.ray["finished_per_node"]
+    listed = ", ".join(f"{node}: {count}" for node, count in finished_per_node.items())
+    rows.append(
+        (
+            "two 1-CPU nodes, batches finished by tasks: per node",
+            listed,
+            f"both nodes {verdict(len(finished_per_node) == 2)}",
+        )
+    )
     rows.append(("two 1-CPU nodes", breakdown(results.two_nodes), "report"))
     print()
     print(f"| the archive ({gigabytes:.2f} GB), {runs} alternating rounds | measured | target |")
@@ -290,7 +313,15 @@ def print_report(results: Results, runs: int) -> dict[str, float]:
         "tasks: time preparing the batches (s/GB, added up)": figures["task_s"] / gigabytes,
         "dedup: keys sorted twice (wall s/GB, 2 CPUs)": figures["dedup_s"] / gigabytes,
         "driver: the whole run's CPU (CPU-s/GB)": median_ray.driver_cpu_s / gigabytes,
-        "driver pass: mark, figures, write (wall s/GB)": figures["finish_s"] / gigabytes,
+        "finished by the driver: mark, figures, write (wall s/GB)": figures["finish_s"] / gigabytes,
+        "finished by tasks (two 1-CPU nodes): the tasks' CPU (CPU-s/GB)": results.two_nodes.ray[
+            "finish_task_cpu_s"
+        ]
+        / gigabytes,
+        "finished by tasks (two 1-CPU nodes): the driver's CPU meanwhile (CPU-s/GB)": results.two_nodes.ray[
+            "finish_driver_cpu_s"
+        ]
+        / gigabytes,
         "local engine: the whole run's CPU (CPU-s/GB)": statistics.median(
             run.driver_cpu_s for run in results.local
         )
