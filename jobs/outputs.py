@@ -675,7 +675,12 @@ def scan_output(out_dir: Path, name: str) -> pl.LazyFrame:
     if single.is_file():
         return pl.scan_parquet(single)
     if directory.is_dir():
-        return pl.scan_parquet(directory / "**" / "*.parquet", hive_partitioning=True)
+        files = sorted(directory.rglob("*.parquet"))
+        if not files:  # a run whose sessions gave no row
+            empty = pl.from_arrow(PARQUET_OUTPUTS[name].empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            return empty.lazy()
+        return scan_parts(files, partitioned=True)
     raise InputError(
         f"no {name}.parquet (or {name}/ directory) in {out_dir}: run `compound pairs --out {out_dir}` first"
     )

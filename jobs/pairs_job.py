@@ -98,11 +98,6 @@ class Prepared:
     skipped_messages: int
     messages: pl.DataFrame | None  # the message table, when it is written out
 
-    @property
-    def files_ended(self) -> int:
-        """Files whose last piece is in this batch (for progress)."""
-        return sum(piece.ends_file for piece in self.pieces)
-
 
 @dataclass(frozen=True)
 class BatchFigures:

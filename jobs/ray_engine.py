@@ -1,10 +1,10 @@
 """``compound pairs --engine ray``: the batches read and prepared on a Ray cluster, through Ray Data.
 
 The run is the local engine's (``jobs.pairs_job``): the driver lists the files, detects
-their layouts and cuts them into batches with ``jobs.discover.batches``, and finishes the
-batches in input order (``finish_batches``: duplicates, figures, writers). What this
-engine moves to the cluster is what each batch needs no other batch for, and the one
-step that needs them all:
+their layouts and cuts them into batches with ``jobs.discover.batches``, and the
+batches' outputs are written in input order (``finish_batches``). What this engine moves
+to the cluster is what each batch needs no other batch for, and the one step that needs
+them all:
 
 1. **Tasks.** Each batch becomes a small description (``BatchTask``): its pieces without
    their bytes (paths, offsets, lengths, the reader, element bounds), so that the
@@ -25,14 +25,28 @@ step that needs them all:
    the keys over the cluster (its shuffle, not ours) and keeps each key's earliest
    position. The positions kept are ``sort``-ed (a range-partitioned distributed sort) so
    that they come back in input order.
-3. **In order, on the driver.** The driver streams the prepared batches (``iter_rows``,
-   in input order: ``preserve_order``) and the kept positions side by side, a batch at a
-   time, and hands each batch with its ``earlier_copy`` flags to ``finish_batches``,
-   which writes the outputs exactly as the local engine does. No step gathers the
-   archive's candidates or keys on the driver: it holds the batch being finished, the
-   ones its writers hold (``WRITES_AHEAD``) and the one Ray Data prefetches, and a block
-   of kept positions; besides, the batch descriptions (a path and a few numbers per
-   piece).
+3. **Finished, in input order.** Each batch's duplicates marked, its pairs given ids, its
+   figures taken and its outputs written, by the same code as the local engine's
+   (``jobs.pairs_job``), in one of two places (``_finishing_where``):
+
+   - on a cluster of ``FINISH_ON_TASKS_FROM_CPUS`` or more, by tasks: the driver turns
+     the kept positions, streamed in order a block at a time, into each batch's flags
+     (a bit per candidate, ``_earlier_copies``, in the object store), and
+     ``map_batches`` over the prepared batches, a run of consecutive ones a task,
+     finishes each (``finish_batch``) and hands back its figures and its outputs
+     encoded (``jobs.outputs.encode_batch``). The driver adds up the figures and appends
+     the bytes in input order (``finish_batches``; Parquet files joined by
+     ``jobs.parquet_concat``): what it does per GB is writing the outputs.
+   - on a smaller one, by the driver: it streams the prepared batches (``iter_rows``,
+     in input order: ``preserve_order``) and the kept positions side by side, a batch at
+     a time, and hands each batch with its ``earlier_copy`` flags to ``finish_batches``,
+     which finishes and writes it exactly as for the local engine. On one machine this
+     is faster: the driver's writers overlap with its fetching the next batch.
+
+   No step gathers the archive's candidates or keys on the driver: it holds the batch
+   being finished, the ones its writers hold (``WRITES_AHEAD``) and the one Ray Data
+   prefetches, a block of kept positions, the batch descriptions (a path and a few
+   numbers per piece) and, when tasks finish, the ObjectRefs of each batch's flags.
 
 An incremental run deduplicates against the earlier runs' pairs with the dataset's
 on-disk ``KeyIndex``, batch by batch on the driver, as the local engine does: both
@@ -294,7 +308,6 @@ def _prepare_row(row: dict[str, Any], options: _TaskOptions) -> dict[str, Any]:
     )
     return {
         "seq": task.seq,
-        "candidates": prepared.candidates.height,
         "keys": _ipc(keys),
         "prepared": pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL),
         "node": ray.get_runtime_context().get_node_id(),

@@ -290,3 +290,44 @@ def test_a_partitioned_run_without_rows_commits_empty_datasets(tmp_path: Path) -
         "stats.json",
     ]
     assert not any((tmp_path / "pairs").iterdir())
+
+
+def test_stats_of_partitioned_outputs_read_models_as_text_and_no_rows_as_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model named ``123`` stays text in ``scan_output`` of a partitioned run, and a
+    partitioned run without a pair gives empty frames, so that ``compound stats`` reads it."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    answer = " ".join(["word"] * 40)
+    session = {
+        "id": "s",
+        "model": "123",
+        "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": answer}],
+    }
+    (archive / "numbers.jsonl").write_text(json.dumps(session) + "\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "none.jsonl").write_text(
+        json.dumps(session | {"conversations": session["conversations"][:1]}) + "\n"
+    )
+    for name in ("archive", "empty"):
+        assert (
+            compound(
+                monkeypatch,
+                "pairs",
+                str(tmp_path / name),
+                "--out",
+                str(tmp_path / f"out-{name}"),
+                "--partition-by",
+                "model",
+            )
+            == 0
+        )
+    pairs = scan_output(tmp_path / "out-archive", "pairs").collect()
+    assert pairs.schema["model"] == pl.String
+    assert pairs["model"].to_list() == ["123"]
+    empty = scan_output(tmp_path / "out-empty", "candidates").collect()
+    assert empty.height == 0
+    assert empty.columns == CANDIDATES_SCHEMA.names
+    capsys.readouterr()
+    assert compound(monkeypatch, "stats", str(tmp_path / "out-empty")) == 0
