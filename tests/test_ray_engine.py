@@ -129,6 +129,34 @@ def test_the_example_archive_through_the_cli(monkeypatch: pytest.MonkeyPatch, tm
 
 
 @pytest.mark.usefixtures("finish_on")
+def test_partitioned_outputs_and_a_dry_run(tmp_path: Path) -> None:
+    """``--partition-by model`` (a Parquet file per model, appended to batch after batch
+    when tasks finish the batches) and a dry run (figures and sample pairs, nothing
+    written) give the local engine's, in 8 KB batches."""
+    files = find_session_files([EXAMPLE_ARCHIVE])
+    for name, engine in (("local", None), ("ray", RayEngine())):
+        with Outputs(tmp_path / name, partition_by="model") as outputs:
+            stats, _ = run(files, LOOSE_RULES, outputs, batch_bytes=8192, engine=engine)
+            outputs.commit(stats.as_dict())
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    parts = sorted(path.relative_to(local) for path in local.rglob("*.parquet"))
+    assert len(parts) > 2  # pairs and candidates, more than one model
+    assert parts == sorted(path.relative_to(on_ray) for path in on_ray.rglob("*.parquet"))
+    for part in parts:
+        assert_frame_equal(pl.read_parquet(on_ray / part), pl.read_parquet(local / part))
+    for name in FILES:
+        assert (on_ray / name).read_bytes() == (local / name).read_bytes(), name
+    dry = [
+        run(files, LOOSE_RULES, None, batch_bytes=8192, engine=engine, sample_size=5)
+        for engine in (None, RayEngine())
+    ]
+    (local_stats, local_samples), (ray_stats, ray_samples) = dry
+    assert ray_stats.as_dict() == local_stats.as_dict()
+    assert len(local_samples) == 5
+    assert ray_samples == local_samples
+
+
+@pytest.mark.usefixtures("finish_on")
 def test_the_example_archive_in_many_batches(tmp_path: Path) -> None:
     """4 KB batches: dozens of tasks, and pairs repeated across them."""
     local, on_ray = both_engines(tmp_path, [EXAMPLE_ARCHIVE], batch_bytes=4096)
