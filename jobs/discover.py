@@ -622,6 +622,10 @@ def _detect_json_text(
     skip = len(head) - len(text)  # a byte order mark, whitespace
     if not text:
         return Detected(path, unrecognized="empty file")
+    if not text.startswith(b"{"):
+        after_a_stray_line = _lines_after_a_stray_first_line(path, text, forced_format)
+        if after_a_stray_line is not None:
+            return after_a_stray_line
     if text.startswith(b"["):
         return _detect_array(path, stream, text, forced_format)
     if not text.startswith(b"{"):
@@ -636,6 +640,32 @@ def _detect_json_text(
             spans = tuple((start + skip, end + skip) for start, end in found.passed_over.spans)
             found = replace(found, passed_over=replace(found.passed_over, spans=spans))
     return found
+
+
+def _lines_after_a_stray_first_line(
+    path: SessionPath, text: bytes, forced_format: str | None
+) -> Detected | None:
+    """JSON lines whose first line is something else than an object (a stray ``[1, 2]``,
+    a string, a line cut short) while every whole line after it in the head (``text``,
+    the stream is not read) is an object that a ``lines`` reader knows: read as JSON
+    lines, the first line quarantined, instead of as a document that ends after its first
+    line. None otherwise: a pretty-printed document's next lines (``{``, ``"key": 1,``)
+    are not objects, nor are a JSON array's elements each on a line of their own
+    (they end with commas)."""
+    newline = text.find(b"\n")
+    if newline < 0:
+        return None
+    records = _objects_on_every_line(text[newline + 1 : text.rfind(b"\n") + 1])
+    if not records:
+        return None
+    found = _pick(
+        path,
+        ("lines",),
+        records,
+        forced_format,
+        lambda: "JSON lines after a first line that is not an object",
+    )
+    return found if found.reader is not None else None
 
 
 def _parses(data: bytes) -> bool:

@@ -617,6 +617,7 @@ def test_a_broken_event_is_quarantined_with_its_position_and_the_rest_paired(tmp
     assert stats["malformed_lines"] == 1
 
 
+@pytest.mark.parametrize("first_line", ["cut short", "an array", "a string"])
 @pytest.mark.parametrize(
     "source",
     [
@@ -625,19 +626,25 @@ def test_a_broken_event_is_quarantined_with_its_position_and_the_rest_paired(tmp
         "sharegpt",
     ],
 )
-def test_a_file_whose_first_line_is_broken_is_read_but_that_line(source: str, tmp_path: Path) -> None:
+def test_a_file_whose_first_line_is_broken_is_read_but_that_line(
+    source: str, first_line: str, tmp_path: Path
+) -> None:
     """A JSON lines file whose first line was cut short (a copy interrupted, a line
-    written half) is read as JSON lines from its next lines, which decide its layout; the
-    first line is quarantined: the same pairs as the file without it."""
+    written half), or is a JSON value of another kind (``[1, 2]``, a string), is read as
+    JSON lines from its next lines, which decide its layout; the first line is
+    quarantined: the same pairs as the file without it."""
     if source == "sharegpt":
         content = jsonl(*({**SESSION, "id": f"s{index}"} for index in range(3)))
     else:
         content = (REALDATA / source).read_bytes()
     first, rest = content.split(b"\n", 1)
+    stray = {"cut short": first[: len(first) // 2], "an array": b"[1, 2]", "a string": b'"a note"'}[
+        first_line
+    ]
     damaged, without_it = tmp_path / "damaged", tmp_path / "without"
     damaged.mkdir()
     without_it.mkdir()
-    (damaged / "session.jsonl").write_bytes(first[: len(first) // 2] + b"\n" + rest)
+    (damaged / "session.jsonl").write_bytes(stray + b"\n" + rest)
     (without_it / "session.jsonl").write_bytes(rest)
     stats, records = run_ours(damaged, tmp_path / "out-damaged", min_ratio=0, min_words=1)
     _, expected = run_ours(without_it, tmp_path / "out-without", min_ratio=0, min_words=1)
@@ -661,4 +668,29 @@ def test_a_pretty_printed_document_is_not_taken_for_lines_after_a_broken_first_o
     (tmp_path / "in" / "doc.json").write_text(text)
     stats, records = run_ours(tmp_path / "in", tmp_path / "out")
     assert [record["terse"] for record in records] == ["Pretty?"]
+    assert stats["malformed_lines"] == 0
+
+
+def test_an_array_of_an_element_a_line_stays_an_array(tmp_path: Path) -> None:
+    """Elements of a top-level array each on a line of their own end with commas: those
+    lines are not objects, so the file is read as the array it is, not as JSON lines
+    after a stray first line."""
+    answer = " ".join(["word"] * 40)
+    sessions = [
+        {
+            **SESSION,
+            "id": f"s{index}",
+            "conversations": [
+                {"from": "human", "value": f"Question {index}?"},
+                {"from": "gpt", "value": answer},
+            ],
+        }
+        for index in range(3)
+    ]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "sessions.json").write_text(
+        "[\n" + ",\n".join(json.dumps(s) for s in sessions) + "\n]\n"
+    )
+    stats, records = run_ours(tmp_path / "in", tmp_path / "out")
+    assert [record["terse"] for record in records] == ["Question 0?", "Question 1?", "Question 2?"]
     assert stats["malformed_lines"] == 0
