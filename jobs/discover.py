@@ -836,8 +836,12 @@ def _objects_on_every_line(whole: bytes) -> list[Any]:
     ``SNIFF_FOLLOWING_BYTES`` go, the first whatever its length), if every one of them is a
     JSON object; else none. A pretty-printed document has lines that are not (``],``,
     ``"key": 1,``)."""
-    values = list(_line_values(whole, SNIFF_RECORDS, first_whatever_its_length=True))
-    return values if all(isinstance(value, dict) for value in values) else []
+    values = []
+    for value in _line_values(whole, SNIFF_RECORDS, first_whatever_its_length=True):
+        if not isinstance(value, dict):
+            return []  # the first line that is not: the next ones are not parsed
+        values.append(value)
+    return values
 
 
 def _lines_or_one_object(
