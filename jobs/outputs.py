@@ -219,11 +219,6 @@ def _exchange(source: Path, target: Path) -> bool:
     return bool(done == 0)
 
 
-def _file_schema(schema: pa.Schema, partition_by: str | None) -> pa.Schema:
-    """The columns a file holds: the partition column is in its folder's name."""
-    return schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
-
-
 def _parquet_writer(
     target: str | Path | pa.NativeFile, schema: pa.Schema, compression: str
 ) -> pq.ParquetWriter:
@@ -279,7 +274,7 @@ class _ParquetSink:
         self.schema = schema
         self.partition_by = partition_by
         self.compression = compression
-        self._file_schema = _file_schema(schema, partition_by)
+        self._file_schema = schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
         self._writers: dict[str | None, pq.ParquetWriter] = {}
         self._joined: dict[str | None, tuple[IO[bytes], ParquetConcat]] = {}
         self._pending: dict[str | None, list[pa.Table]] = {}

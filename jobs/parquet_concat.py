@@ -270,11 +270,6 @@ class ParquetConcat:
         self._row_groups: list[bytes] = []
         self._rows = 0
 
-    @property
-    def parts(self) -> bool:
-        """Whether a file was appended."""
-        return self._first is not None
-
     def append(self, data: bytes) -> None:
         footer = _Footer(data)
         if self._first is None:

@@ -332,12 +332,11 @@ def _finish_rows(rows: pa.Table, options: _FinishOptions) -> Iterator[pa.Table]:
     import ray  # noqa: PLC0415 (on a worker, where ray is imported already)
 
     flags_of = ray.get(options.earlier)
-    for index in range(rows.num_rows):  # a batch's bytes at a time
-        (row,) = rows.slice(index, 1).to_pylist()
+    for index in range(rows.num_rows):  # a batch at a time
         if options.hold_folder is not None:
-            _hold_first_task(Path(options.hold_folder), row["seq"], "finish")
+            _hold_first_task(Path(options.hold_folder), rows["seq"][index].as_py(), "finish")
         started, cpu = time.perf_counter(), time.process_time()
-        batch = pickle.loads(row.pop("prepared"))  # noqa: S301 (our own tasks' output)
+        row, batch = _unpickled(rows, index, "prepared")
         length, bits = ray.get(flags_of[row["seq"]])
         earlier = np.ones(batch.candidates.height, dtype=np.bool_)  # past ``length``: copies
         earlier[:length] = np.unpackbits(bits, count=length).astype(np.bool_)
@@ -360,6 +359,14 @@ def _finish_rows(rows: pa.Table, options: _FinishOptions) -> Iterator[pa.Table]:
                 }
             ]
         )
+
+
+def _unpickled(block: pa.Table, index: int, column: str) -> tuple[dict[str, Any], Any]:
+    """Row ``index`` of ``block`` without ``column``, and ``column``'s value unpickled from
+    the block's buffer: taking it as bytes first (``to_pylist``, ``iter_rows``) copies a
+    batch of tens of MB (1 CPU-s a GB on the driver)."""
+    (row,) = block.drop_columns([column]).slice(index, 1).to_pylist()
+    return row, pickle.loads(block[column][index].as_buffer())  # noqa: S301 (our own tasks' output)
 
 
 def _task_count(batches: int, cpus: int) -> int:
@@ -661,19 +668,17 @@ class RayEngine:
             batch_size=math.ceil(figures.batches / _task_count(figures.batches, _cluster_cpus())),
             num_cpus=1,
         )
-        # whole blocks (a batch each), the finished batch unpickled from the block's
-        # buffer: iter_rows copies it into bytes first (1 CPU-s a GB on the driver)
+        # whole blocks (a batch each), not iter_rows: see ``_unpickled``
         blocks = finished.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)
-        rows = ((block, index) for block in blocks for index in range(block.num_rows))
-        for expected, (block, index) in enumerate(rows):
-            (row,) = block.drop_columns(["finished"]).slice(index, 1).to_pylist()
+        rows = (_unpickled(block, index, "finished") for block in blocks for index in range(block.num_rows))
+        for expected, (row, finished_batch) in enumerate(rows):
             if row["seq"] != expected:
                 raise RuntimeError(f"batch {row['seq']} came back in place of batch {expected}")
             figures.add_prepared(row)
             figures.finished_on[row["finished_on"]] += 1
             figures.finish_task_s += row["finish_seconds"]
             figures.finish_task_cpu_s += row["finish_cpu_seconds"]
-            yield pickle.loads(block["finished"][index].as_buffer())  # noqa: S301 (our own tasks' output)
+            yield finished_batch
         figures.finish_s = time.perf_counter() - started
         figures.finish_driver_cpu_s = time.process_time() - cpu
         figures.name_nodes()
