@@ -114,10 +114,18 @@ def parse_timestamp(value: pl.Expr) -> pl.Expr:
     )
     in_range = epoch_micros.is_finite() & (epoch_micros.abs() < MAX_EPOCH_MICROS)
     from_epoch = pl.when(in_range).then(epoch_micros).cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
+    # text only where it is no number, and naive only where it is no ISO with an offset:
+    # each parse costs every value it is given, and most columns hold one kind
+    as_text = pl.when(epoch.is_null()).then(as_text)
     from_iso = (
         as_text.str.replace(r"Z$", "+00:00")
         .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False)
         .dt.cast_time_unit("us")
     )
-    naive_iso = as_text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.replace_time_zone("UTC")
+    naive_iso = (
+        pl.when(from_iso.is_null())
+        .then(as_text)
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False)
+        .dt.replace_time_zone("UTC")
+    )
     return pl.coalesce(from_epoch, from_iso, naive_iso.dt.cast_time_unit("us"))

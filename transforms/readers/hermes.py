@@ -92,7 +92,9 @@ def _hermes_roles(messages: pl.LazyFrame) -> pl.LazyFrame:
     harness prompts are not typed."""
     text = pl.col("text")
     summary = text.str.contains(COMPACTION_PATTERN).fill_null(False)
-    typed_after = text.str.extract(AFTER_COMPACTION, 1).str.strip_chars()
+    # only a summary's text is searched for its end (a search of every message's was half
+    # of this reader's time)
+    typed_after = pl.when(summary).then(text).str.extract(AFTER_COMPACTION, 1).str.strip_chars()
     keeps_prompt = summary & (pl.col("role") == USER) & (typed_after != "").fill_null(False)
     return messages.with_columns(
         pl.when(keeps_prompt).then(typed_after).otherwise(text).alias("text"),
