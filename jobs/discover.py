@@ -623,6 +623,7 @@ def _detect_json_text(
     if not text:
         return Detected(path, unrecognized="empty file")
     if not text.startswith(b"{"):
+        text = _to_the_second_lines_end(text, text.find(b"\n"), stream)
         after_a_stray_line = _lines_after_a_stray_first_line(path, text, forced_format)
         if after_a_stray_line is not None:
             return after_a_stray_line
@@ -634,12 +635,27 @@ def _detect_json_text(
     found = None
     if newline >= 0 or len(text) <= FIRST_LINE_BYTES:  # the first line is whole
         found = _detect_lines(path, stream, text, newline, forced_format)
+        if found is None and newline >= 0 and text.find(b"\n", newline + 1) < 0:
+            # a first line that is no object, and the head ends inside the next one
+            text = _to_the_second_lines_end(text, newline, stream)
+            found = _detect_lines(path, stream, text, newline, forced_format)
     if found is None:
         found = _detect_document(path, stream, text, forced_format)
         if found.passed_over is not None:  # offsets in the stream, from where ``text`` starts in it
             spans = tuple((start + skip, end + skip) for start, end in found.passed_over.spans)
             found = replace(found, passed_over=replace(found.passed_over, spans=spans))
     return found
+
+
+def _to_the_second_lines_end(text: bytes, newline: int, stream: json_array.Readable) -> bytes:
+    """``text`` read on to the end of its second line (as far as ``FIRST_LINE_BYTES`` past the
+    first), where it holds the first line whole (``newline``: where it ends) and no line
+    after it: when the first line is no record, the next one decides, whatever its length
+    (a file is not lost because its first line broke and its second is long)."""
+    if newline < 0 or text.find(b"\n", newline + 1) >= 0:
+        return text
+    rest, _ = _first_line(text[newline + 1 :], stream)
+    return text[: newline + 1] + rest
 
 
 def _lines_after_a_stray_first_line(

@@ -656,6 +656,41 @@ def test_a_file_whose_first_line_is_broken_is_read_but_that_line(
     assert quarantine["line"].to_list() == [1]
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("first_line", ["cut short", "an array", "a string"])
+def test_a_broken_first_line_before_a_line_longer_than_the_head_loses_nothing_else(
+    first_line: str, compress: bool, tmp_path: Path
+) -> None:
+    """When the head holds the stray first line and only part of the next one (a session
+    with a long answer), detection reads on to that line's end and decides from it: the
+    file is read as JSON lines, only its first line quarantined."""
+    long_answer = " ".join(["word"] * (SNIFF_BYTES // 2))
+    sessions = [
+        {
+            **SESSION,
+            "id": f"s{index}",
+            "conversations": [
+                {"from": "human", "value": f"Question {index}?"},
+                {"from": "gpt", "value": long_answer if index == 0 else " ".join(["word"] * 40)},
+            ],
+        }
+        for index in range(3)
+    ]
+    stray = {"cut short": b'{"id": "s", "conversations": [{"from": "hum', "an array": b"[1, 2]"}.get(
+        first_line, b'"a note"'
+    )
+    content = stray + b"\n" + jsonl(*sessions)
+    assert content.find(b"\n", len(stray) + 1) > SNIFF_BYTES
+    (tmp_path / "in").mkdir()
+    name = "sessions.jsonl.gz" if compress else "sessions.jsonl"
+    (tmp_path / "in" / name).write_bytes(gzip.compress(content) if compress else content)
+    stats, records = run_ours(tmp_path / "in", tmp_path / "out")
+    assert [record["terse"] for record in records] == ["Question 0?", "Question 1?", "Question 2?"]
+    assert stats["malformed_lines"] == 1
+    assert stats["damaged_files"] == 0
+    assert pl.read_ndjson(tmp_path / "out" / "quarantine.jsonl")["line"].to_list() == [1]
+
+
 def test_a_pretty_printed_document_is_not_taken_for_lines_after_a_broken_first_one(tmp_path: Path) -> None:
     """The first line of a pretty-printed document (``{``) is not a whole record either:
     its next lines (``"messages": [``, ``],``) are not objects, so it stays a document."""
