@@ -256,6 +256,10 @@ def _why_not(reader: Reader, text: str, member: str | None = None, line: int | N
     return f"not a {reader.format} record"
 
 
+#: The columns of a database reader's query that tell its sessions apart.
+SQL_KEY_COLUMNS = frozenset({"session_id"})
+
+
 def _sql_literal(value: object) -> str:
     """A session key as SQL text (connectorx binds no parameters)."""
     if isinstance(value, str):
@@ -272,7 +276,10 @@ def _read_sqlite_exactly(database: Path, query: str) -> pl.DataFrame:
     keeps a value of any type in any column (a BLOB content, a timestamp written as text),
     and connectorx wants each column's values of one type. A column of whole numbers stays
     one; any other is text (a BLOB that is not UTF-8 is null: it holds no text). A row a
-    tuple in the interpreter, as connectorx's path avoids: only for such a range."""
+    tuple in the interpreter, as connectorx's path avoids: only for such a range.
+
+    A key (``SQL_KEY_COLUMNS``) that is a BLOB but no UTF-8 reads as its SQL literal
+    (``X'00ff'``): as null, every such session would be one conversation."""
     with closing(sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True)) as connection:
         cursor = connection.execute(query)
         names = [column[0] for column in cursor.description]
@@ -283,8 +290,16 @@ def _read_sqlite_exactly(database: Path, query: str) -> pl.DataFrame:
         if all(value is None or isinstance(value, int) for value in values):
             columns[name] = pl.Series(name, values, dtype=pl.Int64)
         else:
-            columns[name] = pl.Series(name, [_sql_text(value) for value in values], dtype=pl.String)
+            as_text = _sql_key if name in SQL_KEY_COLUMNS else _sql_text
+            columns[name] = pl.Series(name, [as_text(value) for value in values], dtype=pl.String)
     return pl.DataFrame(columns)
+
+
+def _sql_key(value: object) -> str | None:
+    if isinstance(value, bytes):
+        text = _utf8_or_none(value)
+        return text if text is not None else f"X'{value.hex()}'"
+    return _sql_text(value)
 
 
 def _sql_text(value: object) -> str | None:

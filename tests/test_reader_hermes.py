@@ -473,23 +473,34 @@ def test_a_database_is_read_in_ranges_of_whole_sessions(tmp_path: Path) -> None:
     assert_frame_equal(read_batch(some).messages, in_ranges)
 
 
-def test_a_session_keyed_by_a_blob_is_read_with_the_others(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_bytes", [1, 1 << 30], ids=["a range a session", "one range"])
+def test_sessions_keyed_by_blobs_are_read_apart_from_the_others(tmp_path: Path, batch_bytes: int) -> None:
     """A session id stored as a BLOB (SQLite types values, not columns) is a key like any
-    other (``X'00ff'`` in its range's query); as it is not text, the id reads as null."""
+    other (``X'00ff'`` in its range's query). One that is no UTF-8 reads as that literal:
+    two such sessions stay two conversations, each with its own messages."""
     path = make_state_db(tmp_path / "state.db")
     with closing(sqlite3.connect(path)) as connection:
-        connection.execute(
-            "INSERT INTO messages (session_id, role, content, timestamp) VALUES (X'00ff', 'user', 'hi', 0)"
+        connection.executemany(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES (?, ?, ?, 0)",
+            [
+                (b"\x00\xff", "user", "hi from ff"),
+                (b"\x00\xfe", "user", "hi from fe"),
+                (b"\x00\xff", "assistant", "answer to ff"),
+            ],
         )
         connection.commit()
-    pieces = [piece for batch in batches([detect(path)], 1) for piece in batch]
+    pieces = [piece for batch in batches([detect(path)], batch_bytes) for piece in batch]
     read = read_batch(pieces)
-    assert read.messages["session_id"].unique().sort(nulls_last=True).to_list() == [
-        "20260301_080000_aaaaaa",
-        "20260302_090000_bbbbbb",
-        None,
+    by_session = (
+        read.messages.filter(pl.col("session_id").str.starts_with("X'"))
+        .group_by("session_id", "conversation")
+        .agg("text")
+        .sort("conversation")
+    )
+    assert by_session.rows() == [
+        ("X'00fe'", 2, ["hi from fe"]),
+        ("X'00ff'", 3, ["hi from ff", "answer to ff"]),
     ]
-    assert read.messages.filter(pl.col("session_id").is_null())["text"].to_list() == ["hi"]
     assert read.quarantine.is_empty()
 
 
