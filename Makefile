@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := python3 -m uv
 endif
-PY_SOURCES := jobs transforms tests bench examples
+PY_SOURCES := jobs transforms tests bench examples notebooks
 # make bench: the suite (every target; the archives are generated once, ~20 min, then ~10 min a run); BENCH_MB="20" benches those archives only.
 BENCH_MB ?=
 BENCH_RUNS ?= 3
