@@ -30,7 +30,7 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from jobs.compact import compact as compact_dataset
-from jobs.discover import InputError, check_format_fits, detect, find_session_files, size_on_disk
+from jobs.discover import InputError, SessionFiles, check_format_fits, detect, find_session_files
 from jobs.incremental import DATASETS, STATE_DIR, STATE_JSON, Dataset, StateError
 from jobs.outputs import (
     PAIRS_JSONL,
@@ -296,7 +296,7 @@ def _check_remote_out(out: SessionPath) -> None:
 
 
 def _pairs_command(  # noqa: PLR0917 (the options of one command, passed on)
-    files: list[SessionPath],
+    files: SessionFiles,
     rules: PairRules,
     written: _Written,
     format_: str | None,
@@ -315,7 +315,7 @@ def _pairs_command(  # noqa: PLR0917 (the options of one command, passed on)
         "partition_by": written.partition_by,
         "emit_messages": written.emit_messages,
     }
-    total_bytes = sum(size_on_disk(path) for path in files)
+    total_bytes = files.total_size()
     with ExitStack() as engine_stack:
         engine = _engine(engine_name, ray_address, engine_stack)
         stats, figures = _pairs_run(
@@ -352,7 +352,7 @@ def _engine(name: str, ray_address: str | None, stack: ExitStack) -> Engine | No
 
 
 def _pairs_run(  # noqa: PLR0917 (the options of one command, passed on)
-    files: list[SessionPath],
+    files: SessionFiles,
     rules: PairRules,
     written: _Written,
     dataset_rules: dict[str, Any],
@@ -462,7 +462,7 @@ def _check_incremental(out: Path, *, incremental: bool, rebuild: bool, dry_run: 
         )
 
 
-def _check_inputs_are_not_outputs(files: Sequence[SessionPath], out: Path, *, incremental: bool) -> None:
+def _check_inputs_are_not_outputs(files: SessionFiles, out: Path, *, incremental: bool) -> None:
     """A usage error when an input session file lies where this run writes (``pairs.jsonl``
     in ``--out``, a file in an incremental dataset's folders): the run would replace or
     remove it. An earlier run's outputs found there (no reader knows them) are not sessions."""
@@ -471,12 +471,13 @@ def _check_inputs_are_not_outputs(files: Sequence[SessionPath], out: Path, *, in
     if incremental:
         places += [out_folder / name for name in (*DATASETS, STATE_DIR)]
     prefix = str(out_folder)
-    for file in files:
-        if not isinstance(file, Path):
+    here = os.getcwd()  # noqa: PTH109 (text, as the files' paths are kept)
+    for text in files.local_texts():
+        # ``Path.absolute()``'s text, without a Path made for every file
+        absolute = text if os.path.isabs(text) else os.path.join(here, text)  # noqa: PTH117, PTH118
+        if not absolute.startswith(prefix):  # most files: outside --out
             continue
-        path = file.absolute()
-        if not str(path).startswith(prefix):  # most files: outside --out
-            continue
+        path, file = Path(absolute), Path(text)
         at_risk = any(path.is_relative_to(place) for place in places)
         if at_risk and detect(file).reader is not None:
             raise typer.BadParameter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -15,7 +16,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from jobs.discover import SNIFF_BYTES, batches, detect, find_session_files, is_session_file
+from jobs.discover import SNIFF_BYTES, Detected, batches, detect, find_session_files, is_session_file
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
 from tests.conftest import REALDATA, run_ours
@@ -77,7 +78,7 @@ def test_a_folder_is_listed_in_the_order_of_sorted_rglob(tmp_path: Path) -> None
 
     rglob_order = sorted(path for path in tmp_path.rglob("*") if is_session_file(path) and not path.is_dir())
     listed = find_session_files([tmp_path])
-    assert listed == rglob_order
+    assert list(listed) == rglob_order
     assert [str(path).removeprefix(f"{tmp_path}/") for path in listed] == [
         ".hidden/y.jsonl",
         "B/1.jsonl",
@@ -729,3 +730,11 @@ def test_an_array_of_an_element_a_line_stays_an_array(tmp_path: Path) -> None:
     stats, records = run_ours(tmp_path / "in", tmp_path / "out")
     assert [record["terse"] for record in records] == ["Question 0?", "Question 1?", "Question 2?"]
     assert stats["malformed_lines"] == 0
+
+
+def test_with_content_keeps_every_other_field() -> None:
+    """``Detected.with_content`` is ``dataclasses.replace`` written out (it is on the path of
+    every small file): a field added to ``Detected`` must be added there too."""
+    values: dict[str, Any] = {field.name: object() for field in dataclasses.fields(Detected)}
+    found = Detected(**values)
+    assert found.with_content(b"{}") == dataclasses.replace(found, content=b"{}")
