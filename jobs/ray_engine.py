@@ -213,17 +213,18 @@ class _Describer:
 
     def _describe(self, piece: Piece) -> Piece | Recut:
         index = piece.file_index
-        ordinal = self._pieces[index]
-        self._pieces[index] += 1
-        found = self.found[index]
-        if piece.ends_file:  # nothing more of it will come
+        found, ordinal, offset = self.found[index], self._pieces[index], self._next_offset.get(index, 0)
+        if piece.ends_file:  # nothing more of it will come: forgotten, as millions of files may
             del self.found[index]
+            self._pieces.pop(index, None)
+            self._next_offset.pop(index, None)
+        else:
+            self._pieces[index] += 1
+            self._next_offset[index] = offset + len(piece.data)
         if not piece.data:
             return piece  # deferred (read by the task), a database's range, or empty
         if found.content is not None and piece.data is found.content:  # a small file, read whole
             return replace(piece, data=b"", deferred=True)
-        offset = self._next_offset.get(index, 0)
-        self._next_offset[index] = offset + len(piece.data)
         plain_lines = piece.reader.layout == "lines" and found.compression is None
         if plain_lines and piece.damaged is None and piece.spans is None:
             located = _located(piece, offset)

@@ -26,7 +26,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jobs import ray_engine
-from jobs.discover import find_session_files
+from jobs.discover import batches as batches_of
+from jobs.discover import detect, find_session_files
 from jobs.outputs import Outputs
 from jobs.pairs_job import PairRules, run
 from jobs.ray_engine import (
@@ -35,6 +36,8 @@ from jobs.ray_engine import (
     HOLD_STAGE_ENV,
     MAX_BATCHES_PER_TASK,
     RayEngine,
+    Recut,
+    _Describer,
     _finishing_where,
     _task_count,
 )
@@ -176,6 +179,23 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = sorted(root.rglob("*.jsonl"))[0]
     shutil.copy(first, root / "zz-repeated.jsonl")
     return root
+
+
+def test_the_describer_forgets_each_file_after_its_last_piece(generated: Path) -> None:
+    """The driver describes the batches of every file of the run: what it keeps of a file
+    (how it was detected, its pieces so far, its next offset) goes with the file's last
+    piece, so that it does not grow with an archive of millions of files."""
+    describer = _Describer()
+    found = (detect(path) for path in find_session_files([generated, EXAMPLE_ARCHIVE]))
+    described = [
+        describer.describe(seq, batch)
+        for seq, batch in enumerate(batches_of(describer.detected(found), 64 * 1024))
+    ]
+    assert len(described) > 1
+    assert any(isinstance(piece, Recut) for task in described for piece in task.pieces)
+    assert describer.found == {}
+    assert not describer._pieces
+    assert not describer._next_offset
 
 
 @pytest.mark.usefixtures("finish_on")
