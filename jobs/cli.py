@@ -505,7 +505,7 @@ def _check_something_was_read(stats: RunStats) -> None:
     example = f"; {unrecognized[0]['file']}: {unrecognized[0]['reason']}" if unrecognized else ""
     raise typer.BadParameter(
         f"nothing to read: none of the {stats.files_scanned:,} files is a session file the job can read "
-        f"({len(unrecognized):,} of no known layout, {stats.damaged_files:,} damaged){example}",
+        f"({stats.unrecognized_count:,} of no known layout, {stats.damaged_files:,} damaged){example}",
         param_hint="'INPUTS...'",
     )
 
@@ -531,7 +531,7 @@ def _print_summary(stats: RunStats, out: str, total_bytes: int, incremental: dic
         ("messages", figures["messages"]),
         ("malformed lines (quarantine.jsonl)", figures["malformed_lines"]),
         ("damaged files (quarantine.jsonl)", figures["damaged_files"]),
-        ("unrecognized files", len(figures["unrecognized_files"])),
+        ("unrecognized files", figures["unrecognized_files_count"]),
         ("skipped messages", figures["skipped_messages"]),
         ("raw pairs", figures["raw_pairs"]),
         ("unique pairs (written)", figures["unique_pairs"]),
@@ -559,15 +559,15 @@ def _print_summary(stats: RunStats, out: str, total_bytes: int, incremental: dic
     for name, counts in figures["formats"].items():
         by_format.add_row(name, *(f"{counts[key]:,}" for key in ("files", "sessions", "messages", "pairs")))
     console.print(by_format)
-    unrecognized = figures["unrecognized_files"]
-    if unrecognized:
-        listed = Table(title=f"unrecognized files ({len(unrecognized)}, also in stats.json)")
+    unrecognized, count = figures["unrecognized_files"], figures["unrecognized_files_count"]
+    if count:
+        listed = Table(title=f"unrecognized files ({count:,}, also in stats.json)")
         listed.add_column("file")
         listed.add_column("reason")
         for entry in unrecognized[:20]:
             listed.add_row(entry["file"], entry["reason"])
-        if len(unrecognized) > 20:
-            listed.add_row(f"... and {len(unrecognized) - 20} more", "")
+        if count > 20:
+            listed.add_row(f"... and {count - 20:,} more", "")
         console.print(listed)
     _print_files_without_pairs(console, figures)
 

@@ -169,7 +169,9 @@ def _summed(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for key in ("files", "sessions", "messages", "pairs"):
                 summed[key] = summed.get(key, 0) + counts.get(key, 0)
     figures["formats"] = dict(sorted(layouts.items()))
-    figures["unrecognized_files"] = sum(len(run.get("unrecognized_files", [])) for run in runs)
+    figures["unrecognized_files"] = sum(
+        run.get("unrecognized_files_count", len(run.get("unrecognized_files", []))) for run in runs
+    )
     figures["rules"] = runs[-1].get("rules", {}) if runs else {}
     figures["runs"] = len(runs)
     return figures

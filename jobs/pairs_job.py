@@ -172,6 +172,9 @@ class FormatStats:
 
 #: How many files without a pair stats.json lists (all are counted).
 LISTED_FILES_WITHOUT_PAIRS = 1000
+#: How many unrecognized files stats.json lists (all are counted): an archive may hold
+#: folders of other JSON (an agent's settings, its todo lists) by the hundred thousand.
+LISTED_UNRECOGNIZED_FILES = 1000
 
 
 @dataclass
@@ -247,7 +250,9 @@ class RunStats:
     ratio_total: float = 0.0
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILTER_ORDER, 0))
     formats: dict[str, FormatStats] = field(default_factory=dict)
+    #: the first ``LISTED_UNRECOGNIZED_FILES`` files no reader knows, with the reason
     unrecognized_files: list[dict[str, str]] = field(default_factory=list)
+    unrecognized_count: int = 0
     without_pairs: FilesWithoutPairs = field(default_factory=FilesWithoutPairs)
     #: per rule, the secrets replaced in the pairs written
     redactions: Counter[str] = field(default_factory=Counter)
@@ -279,7 +284,9 @@ class RunStats:
         if found.reader is not None:
             self.formats.setdefault(found.reader.format, FormatStats()).files += 1
         elif found.unrecognized is not None:
-            self.unrecognized_files.append({"file": str(found.path), "reason": found.unrecognized})
+            self.unrecognized_count += 1
+            if len(self.unrecognized_files) < LISTED_UNRECOGNIZED_FILES:
+                self.unrecognized_files.append({"file": str(found.path), "reason": found.unrecognized})
         else:
             self.damaged_files += 1
 
@@ -301,6 +308,7 @@ class RunStats:
             "damaged_files": self.damaged_files,
             "rejected": dict(self.rejected),
             "formats": {name: figures.as_dict() for name, figures in sorted(self.formats.items())},
+            "unrecognized_files_count": self.unrecognized_count,
             "unrecognized_files": self.unrecognized_files,
             "redactions": dict(sorted(self.redactions.items())),
             "files_without_pairs_count": self.without_pairs.count,

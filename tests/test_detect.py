@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 import zstandard
 
+from jobs import pairs_job
 from jobs.discover import SNIFF_BYTES, Detected, batches, detect, find_session_files, is_session_file
 from jobs.pairs_job import PairRules, run
 from jobs.read_batch import read_batch, read_files
@@ -307,6 +308,24 @@ def test_a_file_cut_before_its_first_line_ends_is_a_damaged_file(tmp_path: Path)
     assert found.reader is None
     assert found.damaged is not None
     assert found.damaged.startswith("cannot decompress")
+
+
+def test_unrecognized_files_are_all_counted_and_the_first_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of other JSON files (an agent's settings or todo lists, by the hundred
+    thousand) does not make stats.json as long: the first ones are listed with the reason
+    (1,000; 2 here), and all are counted."""
+    monkeypatch.setattr(pairs_job, "LISTED_UNRECOGNIZED_FILES", 2)
+    for index in range(5):
+        (tmp_path / f"todo-{index}.json").write_text(json.dumps([{"content": "a todo", "status": "done"}]))
+    (tmp_path / "zz-good.jsonl").write_bytes(jsonl(SESSION))
+    stats, _ = run(find_session_files([tmp_path]), PairRules(), None)
+    figures = stats.as_dict()
+    assert figures["unrecognized_files_count"] == 5
+    listed = [Path(entry["file"]).name for entry in figures["unrecognized_files"]]
+    assert listed == ["todo-0.json", "todo-1.json"]
+    assert figures["files_scanned"] == 6
 
 
 def test_unrecognized_files_are_reported_with_the_reason(tmp_path: Path) -> None:
