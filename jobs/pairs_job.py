@@ -184,7 +184,7 @@ class FileFigures:
     messages: int = 0
     candidates: int = 0
     pairs: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -198,8 +198,9 @@ class FilesWithoutPairs:
     _open: dict[int, FileFigures] = field(default_factory=dict)
 
     def add(self, figures: BatchFigures) -> None:
-        for piece in figures.pieces:
-            self._open.setdefault(piece.file_index, FileFigures(piece.file, piece.format))
+        for piece in figures.pieces:  # a file's figures made once (a folder of small files: a piece each)
+            if piece.file_index not in self._open:
+                self._open[piece.file_index] = FileFigures(piece.file, piece.format)
         for file_index, messages in figures.per_file.iter_rows():
             self._open[file_index].messages += messages
         for file_index, reason, count in figures.per_file_outcomes.iter_rows():
@@ -208,7 +209,7 @@ class FilesWithoutPairs:
             if reason is None:
                 file_figures.pairs += count
             else:
-                file_figures.reasons[reason] += count
+                file_figures.reasons[reason] = file_figures.reasons.get(reason, 0) + count
         for piece in figures.pieces:
             if not piece.ends_file:
                 continue
@@ -282,7 +283,10 @@ class RunStats:
 
     def add_file(self, found: Detected) -> None:
         if found.reader is not None:
-            self.formats.setdefault(found.reader.format, FormatStats()).files += 1
+            format_figures = self.formats.get(found.reader.format)
+            if format_figures is None:  # made once, not once a file
+                format_figures = self.formats[found.reader.format] = FormatStats()
+            format_figures.files += 1
         elif found.unrecognized is not None:
             self.unrecognized_count += 1
             if len(self.unrecognized_files) < LISTED_UNRECOGNIZED_FILES:
