@@ -57,10 +57,12 @@ _keep_freed_memory_for_reuse()
 def entry() -> None:
     """The ``compound`` command. Its modules (polars, pyarrow, the CLI's) take about half a
     second to import: Ctrl-C then is an interrupted run like any other (one line, exit
-    130), not the traceback of an import."""
+    130), not the traceback of an import; so is a Ctrl-C between the import and the
+    command's own handling of it."""
     try:
         from jobs.cli import entry as run_command  # noqa: PLC0415
+
+        run_command()
     except KeyboardInterrupt:
         print("compound: interrupted; previous outputs left as they were", file=sys.stderr)
         sys.exit(130)
-    run_command()

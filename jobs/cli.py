@@ -809,7 +809,7 @@ def main() -> None:
         command = error.ctx.command_path if error.ctx else "compound"
         print(f"{command}: error: {error.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C in the run, or while typer builds the command
         exit_code = 130
     except OSError as error:  # the machine, not the input: a disk that filled, a folder removed under us
         print(f"compound: error: {error}; previous outputs left as they were", file=sys.stderr)

@@ -465,6 +465,23 @@ def test_a_session_file_where_the_outputs_go_is_not_replaced(
         assert compound(monkeypatch, "pairs", str(archive), "--out", str(archive / "out"), *flags) == 0
 
 
+def test_ctrl_c_before_the_command_runs_is_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while typer builds the command from its options (before click turns a Ctrl-C
+    into an abort) is an interrupted run as well, not a traceback and a death by SIGINT:
+    a loaded machine put the signal of the test below there once."""
+    import typer.main  # noqa: PLC0415
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(typer.main, "get_command", interrupted)
+    assert compound(monkeypatch, "pairs", str(EXAMPLE_ARCHIVE), "--out", str(tmp_path / "out")) == 130
+    assert capsys.readouterr().err == "compound: interrupted; previous outputs left as they were\n"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("after_s", [0.15, 0.3])
 def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path: Path, after_s: float) -> None:
     """Ctrl-C during the half second the command spends importing its modules is an
