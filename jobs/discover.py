@@ -85,13 +85,11 @@ class SessionFiles(Sequence[SessionPath]):
         self._names.append(path)
         self._folder_of.append(-1)
 
-    def add_folder(self, folder: Path, names: Iterable[str]) -> None:
+    def add_folder(self, folder: Path, names: list[str]) -> None:
         """The files ``names`` in ``folder``, in this order."""
+        self._folder_of.extend([len(self._folders)] * len(names))
         self._folders.append(folder)
-        index = len(self._folders) - 1
-        before = len(self._names)
         self._names.extend(names)
-        self._folder_of.extend([index] * (len(self._names) - before))
 
     def __len__(self) -> int:
         return len(self._names)
@@ -114,31 +112,20 @@ class SessionFiles(Sequence[SessionPath]):
         return _child_path(self._folders[folder], cast(str, name))
 
     def __iter__(self) -> Iterator[SessionPath]:
-        folder_path, last = None, -1
-        for name, folder in zip(self._names, self._folder_of, strict=True):
-            if folder < 0:
-                assert not isinstance(name, str)
-                yield name
-                continue
-            if folder != last:
-                folder_path, last = self._folders[folder], folder
-            assert folder_path is not None
-            yield _child_path(folder_path, cast(str, name))
+        return map(self._path, self._names, self._folder_of)
 
     def local_texts(self) -> Iterator[str]:
         """The local files' paths as text (``str(path)``), without a ``Path`` made for each."""
-        texts = [str(folder) for folder in self._folders]
-        for name, folder in zip(self._names, self._folder_of, strict=True):
-            if folder >= 0:
-                yield _child(texts[folder], cast(str, name))
-            elif isinstance(name, Path):
-                yield str(name)
+        for path in self._texts_or_paths():
+            if isinstance(path, str | Path):
+                yield str(path)
 
     def total_size(self) -> int:
         """The files' sizes added up (``size_on_disk``), for progress."""
         return sum(map(size_on_disk, self._texts_or_paths()))
 
     def _texts_or_paths(self) -> Iterator[SessionPath | str]:
+        """Each listed file's path as text, each other file as it was given."""
         texts = [str(folder) for folder in self._folders]
         for name, folder in zip(self._names, self._folder_of, strict=True):
             yield _child(texts[folder], cast(str, name)) if folder >= 0 else name
@@ -750,10 +737,11 @@ def _detect_json_text(
     found = None
     if newline >= 0 or len(text) <= FIRST_LINE_BYTES:  # the first line is whole
         found = _detect_lines(path, stream, text, newline, forced_format)
-        if found is None and newline >= 0 and text.find(b"\n", newline + 1) < 0:
-            # a first line that is no object, and the head ends inside the next one
-            text = _to_the_second_lines_end(text, newline, stream)
-            found = _detect_lines(path, stream, text, newline, forced_format)
+        if found is None:  # a first line that is no object: the next one decides, whole
+            longer = _to_the_second_lines_end(text, newline, stream)
+            if longer is not text:
+                text = longer
+                found = _detect_lines(path, stream, text, newline, forced_format)
     if found is None:
         found = _detect_document(path, stream, text, forced_format)
         if found.passed_over is not None:  # offsets in the stream, from where ``text`` starts in it
